@@ -1,0 +1,51 @@
+"""A learned LLM router: send each chat request to the cheapest model that will answer it well.
+
+>>> from router import Router
+>>> r = Router.default()
+>>> r.route("Classify this tweet as positive or negative").model
+'glm-4-flash'
+"""
+
+from .catalog import ModelCatalog, ModelSpec
+from .errors import (
+    ArtifactError,
+    CatalogError,
+    DataError,
+    InvalidRequestError,
+    NoEligibleModelError,
+    RouterError,
+    UnknownModelError,
+    UpstreamError,
+)
+from .policy import Constraints, PolicyConfig
+from .routing import Router
+from .savings import SavingsReport, savings_report
+from .taxonomy import TASK_TYPES, RegexTaskClassifier, classify_task
+from .types import QualityEstimate, RoutingDecision, TaskPrediction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Router",
+    "ModelCatalog",
+    "ModelSpec",
+    "PolicyConfig",
+    "Constraints",
+    "TaskPrediction",
+    "QualityEstimate",
+    "RoutingDecision",
+    "SavingsReport",
+    "savings_report",
+    "TASK_TYPES",
+    "RegexTaskClassifier",
+    "classify_task",
+    "RouterError",
+    "CatalogError",
+    "ArtifactError",
+    "DataError",
+    "InvalidRequestError",
+    "UnknownModelError",
+    "NoEligibleModelError",
+    "UpstreamError",
+    "__version__",
+]

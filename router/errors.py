@@ -1,0 +1,97 @@
+"""Every exception the router raises, in one place.
+
+::
+
+    RouterError
+    ├── CatalogError          the model catalog is missing, malformed or invalid
+    ├── ArtifactError         a saved router cannot be read (corrupt, too new, wrong versions)
+    ├── DataError             a data file or row is invalid (names file and line)
+    ├── InvalidRequestError   a prompt / message list / constraint given to the router is malformed
+    ├── UnknownModelError     a model name that is not in the catalog
+    ├── NoEligibleModelError  no catalog model can serve the request (capabilities, context, cost cap)
+    └── UpstreamError         a provider call failed after retries and fallbacks
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RouterError",
+    "CatalogError",
+    "ArtifactError",
+    "DataError",
+    "InvalidRequestError",
+    "UnknownModelError",
+    "NoEligibleModelError",
+    "UpstreamError",
+]
+
+
+class RouterError(Exception):
+    """Base class of every error raised by the ``router`` package."""
+
+
+class CatalogError(RouterError):
+    """The catalog file is missing, unparsable, or a model entry is invalid."""
+
+    def __init__(self, message: str, *, model: str | None = None, field: str | None = None):
+        parts = []
+        if model is not None:
+            parts.append(f"model {model!r}")
+        if field is not None:
+            parts.append(f"field {field!r}")
+        prefix = (", ".join(parts) + ": ") if parts else ""
+        super().__init__(prefix + message)
+        self.model = model
+        self.field = field
+
+
+class ArtifactError(RouterError):
+    """A saved router folder or registry artifact cannot be loaded."""
+
+
+class DataError(RouterError):
+    """A data file or one of its rows is invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class InvalidRequestError(RouterError, ValueError):
+    """A prompt, message list or routing constraint is malformed."""
+
+
+class UnknownModelError(RouterError, KeyError):
+    """A model name is not in the catalog."""
+
+    def __init__(self, model: str, known: list[str] | tuple[str, ...] = ()):
+        msg = f"unknown model {model!r}"
+        if known:
+            msg += f"; the catalog has: {', '.join(sorted(known))}"
+        super().__init__(msg)
+        self.model = model
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class NoEligibleModelError(RouterError):
+    """No model can serve the request; ``reasons`` maps each model to why it was excluded."""
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None):
+        self.reasons = dict(reasons or {})
+        detail = "; ".join(f"{m}: {r}" for m, r in self.reasons.items())
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class UpstreamError(RouterError):
+    """A provider call failed after retries and fallbacks."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, model: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.model = model

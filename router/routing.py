@@ -1,0 +1,192 @@
+"""``Router``: wires the catalog, task classifier, quality and cost models and the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .catalog import ModelCatalog
+from .policy import Candidate, Constraints, PolicyConfig, decide
+from .quality import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
+from .request import ParsedRequest, Prompt, parse_request
+from .taxonomy import RegexTaskClassifier
+from .types import QualityEstimate, RoutingDecision, TaskPrediction
+
+__all__ = ["Router", "TaskClassifier"]
+
+
+class TaskClassifier(Protocol):
+    def predict(self, texts: Sequence[str]) -> list[TaskPrediction]:
+        """n texts -> n task predictions."""
+        ...
+
+
+def _vision(tp: TaskPrediction) -> TaskPrediction:
+    return TaskPrediction(
+        task="vision",
+        confidence=1.0,
+        source="request",
+        complexity=tp.complexity,
+        complexity_score=tp.complexity_score,
+    )
+
+
+class Router:
+    """Routes prompts to the cheapest catalog model predicted to answer them well.
+
+    Build one with :meth:`default` (catalog priors + regex, no training) or :meth:`load`
+    (a saved router folder). Every collaborator is injectable.
+    """
+
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        *,
+        classifier: TaskClassifier | None = None,
+        quality_model: QualityModel | None = None,
+        cost_model: CostModel | None = None,
+        policy: PolicyConfig | None = None,
+        context_turns: int = 0,
+    ):
+        self.catalog = catalog
+        self.classifier = classifier if classifier is not None else RegexTaskClassifier()
+        self.quality_model = quality_model if quality_model is not None else PriorQualityModel(catalog)
+        self.cost_model = cost_model if cost_model is not None else CatalogCostModel(catalog)
+        self.policy = policy if policy is not None else PolicyConfig()
+        self.context_turns = context_turns
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def default(cls, catalog: ModelCatalog | str | Path | None = None, **kwargs: Any) -> "Router":
+        """The cold-start router: catalog priors and the regex classifier, no training needed."""
+        if not isinstance(catalog, ModelCatalog):
+            catalog = ModelCatalog.load(catalog)
+        return cls(catalog, **kwargs)
+
+    @classmethod
+    def load(cls, path_or_uri: str | Path) -> "Router":
+        """Load a router saved with :meth:`save` (a folder) or a registry URI (``models:/``, ``runs:/``)."""
+        from .artifact import load_router
+
+        return load_router(path_or_uri)
+
+    def save(self, path: str | Path) -> Path:
+        """Write this router to a new folder ``path`` (atomically); returns the path."""
+        from .artifact import save_router
+
+        return save_router(self, path)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.catalog.names
+
+    # -- inference -----------------------------------------------------------------------
+    def _text_for_classifier(self, req: ParsedRequest) -> str:
+        if self.context_turns <= 0 or not req.context:
+            return req.text
+        earlier = [t for role, t in req.context if role in ("system", "developer", "user", "assistant") and t]
+        kept = earlier[-self.context_turns:]
+        return "\n\n".join(kept + [req.text])
+
+    def _classify_parsed(self, reqs: Sequence[ParsedRequest]) -> list[TaskPrediction]:
+        texts = [self._text_for_classifier(r) for r in reqs]
+        preds = self.classifier.predict(texts) if texts else []
+        return [_vision(p) if r.has_images else p for p, r in zip(preds, reqs)]
+
+    def classify(self, prompts: Sequence[Prompt] | Prompt) -> list[TaskPrediction]:
+        """Task of each prompt (a string or an OpenAI message list). A single prompt is accepted."""
+        reqs = [parse_request(p) for p in _as_batch(prompts)]
+        return self._classify_parsed(reqs)
+
+    def _estimate(
+        self, reqs: Sequence[ParsedRequest], max_tokens: int | None = None
+    ) -> QualityEstimate:
+        tasks = self._classify_parsed(reqs)
+        texts = [r.text for r in reqs]
+        models = self.models
+        quality = np.clip(np.asarray(self.quality_model.predict_quality(texts, tasks, models), float), 0.0, 1.0)
+        cost = np.asarray(
+            self.cost_model.predict_cost([r.prompt_tokens for r in reqs], tasks, models, max_tokens), float
+        )
+        return QualityEstimate(models=models, quality=quality, cost=cost, tasks=tuple(tasks))
+
+    def predict(self, prompts: Sequence[Prompt] | Prompt) -> QualityEstimate:
+        """Predicted quality and expected cost, arrays (n, m) with m = ``self.models``."""
+        return self._estimate([parse_request(p) for p in _as_batch(prompts)])
+
+    def route(
+        self,
+        prompt: Prompt,
+        *,
+        tier: str | None = None,
+        min_quality: float | None = None,
+        max_cost: float | None = None,
+        max_quality_gap: float | None = None,
+        max_tokens: int | None = None,
+        exclude: Sequence[str] = (),
+    ) -> RoutingDecision:
+        """Pick a model for one prompt or message list; see :mod:`router.policy` for the rules."""
+        return self.route_many(
+            [prompt], tier=tier, min_quality=min_quality, max_cost=max_cost,
+            max_quality_gap=max_quality_gap, max_tokens=max_tokens, exclude=exclude,
+        )[0]
+
+    def route_many(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        tier: str | None = None,
+        min_quality: float | None = None,
+        max_cost: float | None = None,
+        max_quality_gap: float | None = None,
+        max_tokens: int | None = None,
+        exclude: Sequence[str] = (),
+    ) -> list[RoutingDecision]:
+        """Route a batch (embedding and prediction are batched)."""
+        excluded = frozenset(self.catalog.resolve(m) for m in exclude)
+        # Validate the constraints once, before any model work.
+        Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
+                    max_quality_gap=max_quality_gap, max_tokens=max_tokens)
+        if tier is not None and tier not in self.policy.tiers:
+            from .errors import InvalidRequestError
+
+            raise InvalidRequestError(f"unknown tier {tier!r}; known: {sorted(self.policy.tiers)}")
+        reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
+        est = self._estimate(reqs, max_tokens)
+        specs = [self.catalog[m] for m in est.models]
+        out = []
+        for i, req in enumerate(reqs):
+            cands = [
+                Candidate(
+                    model=s.name, quality=float(est.quality[i, j]), cost=float(est.cost[i, j]),
+                    context_window=s.context_window, max_output_tokens=s.max_output_tokens, vision=s.vision,
+                )
+                for j, s in enumerate(specs)
+            ]
+            c = Constraints(
+                tier=tier, min_quality=min_quality, max_cost=max_cost, max_quality_gap=max_quality_gap,
+                require_vision=req.has_images or est.tasks[i].task == "vision",
+                prompt_tokens=req.prompt_tokens, max_tokens=max_tokens, exclude=excluded,
+            )
+            out.append(decide(est.tasks[i], cands, c, self.policy))
+        return out
+
+
+def _as_batch(prompts: Any, single_ok: bool = True) -> list[Prompt]:
+    """A list of prompts; a single string or single message list becomes a batch of one."""
+    from .errors import InvalidRequestError
+
+    if isinstance(prompts, str):
+        if single_ok:
+            return [prompts]
+        raise InvalidRequestError("route_many takes a list of prompts, got a single string")
+    if isinstance(prompts, Sequence) and prompts and all(isinstance(m, dict) and "role" in m for m in prompts):
+        if single_ok:
+            return [prompts]  # one message list
+        raise InvalidRequestError("route_many takes a list of prompts, got a single message list")
+    if not isinstance(prompts, Sequence) or isinstance(prompts, (bytes, bytearray)):
+        raise InvalidRequestError(f"prompts must be a list, got {type(prompts).__name__}")
+    return list(prompts)
