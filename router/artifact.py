@@ -74,6 +74,9 @@ def save_router(router: "Router", path: str | Path) -> Path:
         raise ArtifactError(f"{dest} exists and is not a router folder; refusing to overwrite it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it a normal folder's mode
     try:
         config = {
             "format_version": FORMAT_VERSION,

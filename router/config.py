@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "default_catalog_path", "env"]
+__all__ = ["PROJECT_ROOT", "default_catalog_path", "default_cache_path", "env"]
 
 #: The checkout the package lives in (``router/`` sits at its top level).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +23,10 @@ def default_catalog_path(environ: Mapping[str, str] | None = None) -> Path:
     if value:
         return Path(value)
     return PROJECT_ROOT / "models" / "catalog.yaml"
+
+
+def default_cache_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The embedding cache: ``$ROUTER_CACHE_DIR/embeddings.sqlite``, else ``.cache/`` of the checkout."""
+    value = env(environ).get("ROUTER_CACHE_DIR")
+    base = Path(value) if value else PROJECT_ROOT / ".cache"
+    return base / "embeddings.sqlite"

@@ -85,11 +85,16 @@ class Router:
 
     # -- inference -----------------------------------------------------------------------
     def _text_for_classifier(self, req: ParsedRequest) -> str:
+        """The last user turn, followed by up to ``context_turns`` earlier turns (newest first,
+        each cut to 300 characters) and the system prompt. The current turn comes first so
+        it survives the embedder's truncation; the context lets "now make it faster" after a
+        coding turn stay ``code``."""
         if self.context_turns <= 0 or not req.context:
             return req.text
-        earlier = [t for role, t in req.context if role in ("system", "developer", "user", "assistant") and t]
-        kept = earlier[-self.context_turns:]
-        return "\n\n".join(kept + [req.text])
+        system = [t for role, t in req.context if role in ("system", "developer") and t.strip()]
+        turns = [t for role, t in req.context if role in ("user", "assistant") and t.strip()]
+        picked = list(reversed(turns[-self.context_turns:])) + system[:1]
+        return "\n\n".join([req.text] + [t[:300] for t in picked])
 
     def _classify_parsed(self, reqs: Sequence[ParsedRequest]) -> list[TaskPrediction]:
         texts = [self._text_for_classifier(r) for r in reqs]

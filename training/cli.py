@@ -1,0 +1,110 @@
+"""The training subcommands of the ``router`` CLI: ``train`` and ``eval-tasks``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _say(args: argparse.Namespace):
+    if args.json:
+        return lambda s: print(s, file=sys.stderr, flush=True)
+    return lambda s: print(s, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train_router
+
+    cfg = TrainConfig(
+        out=Path(args.out), task_files=[Path(p) for p in args.data] if args.data else None,
+        use_shared=not args.no_shared, embedder=args.embedder, head=args.head, head_params={"C": args.C},
+        threshold=args.threshold, cache=Path(args.cache) if args.cache is not None else None,
+        catalog=Path(args.catalog) if args.catalog else None,
+    )
+    res = train_router(cfg, progress=_say(args))
+    summary = {"path": str(res.path), "class_counts": res.class_counts, "threshold": res.threshold,
+               "seconds": res.seconds, "data_files": res.data_files}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"trained in {res.seconds['total']}s (embedding {res.seconds['embed']}s); gate {res.threshold:.2f}")
+    return 0
+
+
+def cmd_eval_tasks(args: argparse.Namespace) -> int:
+    import numpy as np  # noqa: F401
+
+    from router.classifier import featurize
+    from router.config import default_cache_path
+    from router.embeddings import CachedEmbedder, make_embedder
+
+    from .datasets import SHARED_DATA, default_overrides, default_task_files, load_labelled
+    from .evaluate_tasks import evaluate_heads
+
+    say = _say(args)
+    files = [Path(p) for p in args.data] if args.data else default_task_files(None if args.no_shared else SHARED_DATA)
+    ds = load_labelled(files, overrides=None if args.original_labels else default_overrides())
+    say(f"data: {ds.summary()}")
+    emb = make_embedder(args.embedder)
+    cache = default_cache_path() if args.cache is None else Path(args.cache)
+    X = featurize(CachedEmbedder(emb, cache) if str(cache) else emb, ds.prompts, show_progress=not args.json)
+    heads = []
+    for spec in args.heads.split(","):
+        name, _, rest = spec.partition(":")
+        params = {}
+        for kv in filter(None, rest.split(";")):
+            k, v = kv.split("=")
+            params[k] = float(v) if "." in v else int(v)
+        heads.append((name, params))
+    report = evaluate_heads(ds, X, heads, collections=args.collections.split(",") if args.collections else None,
+                            weight_power=args.weight_power, out_dir=Path(args.out), progress=say)
+    report["embedder"] = emb.name
+    Path(args.out, "task_eval.json").write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"regex: accuracy {report['regex']['accuracy']:.3f}")
+        for k, v in report["heads"].items():
+            print(f"{k}: accuracy {v['gated']['accuracy']:.3f} macro-F1 {v['gated']['macro_f1']:.3f} gate {v['gate']}")
+            for c, m in v["per_collection"].items():
+                print(f"    {c:<22} n={m['n']:<5} accuracy {m['accuracy']:.3f}  regex {m['regex_accuracy']:.3f}")
+            if v.get("non_english"):
+                ne = v["non_english"]
+                print(f"    non-English n={ne['n']} accuracy {ne['accuracy']:.3f}; predicted translation "
+                      f"{ne['predicted_translation_share']:.1%} (true {ne['true_translation_share']:.1%})")
+        print(f"report: {Path(args.out) / 'task_eval.json'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a router and save it to a folder",
+                       description="Train the learned task classifier and save a router folder.")
+    p.add_argument("--out", required=True, help="folder to write the router to")
+    p.add_argument("--data", nargs="+", help="labelled JSONL files (default: data/prompts + ../shared/data)")
+    p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
+    p.add_argument("--embedder", default="minilm+use", help="minilm | use | minilm+use | a sentence-transformers id/path")
+    p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"])
+    p.add_argument("--C", type=float, default=1.0, help="logistic-regression inverse regularisation")
+    p.add_argument("--threshold", type=float, help="confidence gate (default: calibrated)")
+    p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
+    p.add_argument("--catalog", help="catalog YAML/JSON")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval-tasks", help="leave-source-out evaluation of task-classifier heads",
+                       description="Leave-source-out evaluation of the task classifier, regex on the same rows.")
+    p.add_argument("--data", nargs="+")
+    p.add_argument("--no-shared", action="store_true")
+    p.add_argument("--embedder", default="minilm+use")
+    p.add_argument("--heads", default="logreg:C=1.0", help="comma-separated name:k=v;k=v (logreg, knn, mlp)")
+    p.add_argument("--collections", help="comma-separated collections to hold out (default: the real ones)")
+    p.add_argument("--weight-power", type=float, default=0.75)
+    p.add_argument("--original-labels", action="store_true", help="ignore data/label_review corrections")
+    p.add_argument("--cache")
+    p.add_argument("--out", default="reports/tasks", help="folder for task_eval.json and confusion PNGs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval_tasks)
