@@ -163,7 +163,7 @@ def load_router(path_or_uri: str | Path) -> "Router":
         catalog = ModelCatalog.from_dict(config["catalog"], source=f"{cfg_path}#catalog")
     except CatalogError as exc:
         raise ArtifactError(f"{cfg_path}: embedded catalog is invalid: {exc}") from None
-    pickled = any(bool(config[r].get("files")) for r in ("classifier", "quality", "cost"))
+    pickled = any(bool(config[r].get("files")) for r in ("classifier", "quality", "cost") if isinstance(config[r], dict))
     _check_versions(config.get("created_with", {}), folder, pickled)
     parts = {}
     for role in ("classifier", "quality", "cost"):

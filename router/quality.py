@@ -42,9 +42,11 @@ DEFAULT_OUTPUT_TOKENS: Mapping[str, int | None] = {
 
 class QualityModel(Protocol):
     def predict_quality(
-        self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str]
+        self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str],
+        features: np.ndarray | None = None,
     ) -> np.ndarray:
-        """n texts with their task predictions -> array (n, len(models)) of P(good) in [0, 1]."""
+        """n texts with their task predictions (and, for learned models, the classifier's
+        feature matrix (n, d)) -> array (n, len(models)) of P(good) in [0, 1]."""
         ...
 
 
@@ -55,6 +57,7 @@ class CostModel(Protocol):
         tasks: Sequence[TaskPrediction],
         models: Sequence[str],
         max_tokens: int | None = None,
+        features: np.ndarray | None = None,
     ) -> np.ndarray:
         """n requests -> array (n, len(models)) of expected USD per call."""
         ...
@@ -75,7 +78,8 @@ class PriorQualityModel:
         self.catalog = catalog
 
     def predict_quality(
-        self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str]
+        self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str],
+        features: np.ndarray | None = None,
     ) -> np.ndarray:
         priors = _prior_matrix(self.catalog, models)
         index = {t: i for i, t in enumerate(TASK_TYPES)}
@@ -117,6 +121,7 @@ class CatalogCostModel:
         tasks: Sequence[TaskPrediction],
         models: Sequence[str],
         max_tokens: int | None = None,
+        features: np.ndarray | None = None,
     ) -> np.ndarray:
         specs = [self.catalog[m] for m in models]
         p_in = np.array([s.pricing.input_per_1m for s in specs]) / 1e6

@@ -96,26 +96,41 @@ class Router:
         picked = list(reversed(turns[-self.context_turns:])) + system[:1]
         return "\n\n".join([req.text] + [t[:300] for t in picked])
 
-    def _classify_parsed(self, reqs: Sequence[ParsedRequest]) -> list[TaskPrediction]:
+    def _features_and_tasks(
+        self, reqs: Sequence[ParsedRequest]
+    ) -> tuple[np.ndarray | None, list[TaskPrediction]]:
+        """Embed once: the learned classifier's feature matrix (n, d) is shared with the learned
+        quality and cost models. ``None`` features with the regex classifier."""
         texts = [self._text_for_classifier(r) for r in reqs]
-        preds = self.classifier.predict(texts) if texts else []
-        return [_vision(p) if r.has_images else p for p, r in zip(preds, reqs)]
+        if not texts:
+            return None, []
+        X = None
+        predict_features = getattr(self.classifier, "predict_features", None)
+        embedder = getattr(self.classifier, "embedder", None)
+        if callable(predict_features) and embedder is not None:
+            from .classifier import featurize
+
+            X = featurize(embedder, texts)
+            preds = predict_features(X, texts)
+        else:
+            preds = self.classifier.predict(texts)
+        return X, [_vision(p) if r.has_images else p for p, r in zip(preds, reqs)]
 
     def classify(self, prompts: Sequence[Prompt] | Prompt) -> list[TaskPrediction]:
         """Task of each prompt (a string or an OpenAI message list). A single prompt is accepted."""
         reqs = [parse_request(p) for p in _as_batch(prompts)]
-        return self._classify_parsed(reqs)
+        return self._features_and_tasks(reqs)[1]
 
     def _estimate(
         self, reqs: Sequence[ParsedRequest], max_tokens: int | None = None
     ) -> QualityEstimate:
-        tasks = self._classify_parsed(reqs)
+        X, tasks = self._features_and_tasks(reqs)
         texts = [r.text for r in reqs]
         models = self.models
-        quality = np.clip(np.asarray(self.quality_model.predict_quality(texts, tasks, models), float), 0.0, 1.0)
-        cost = np.asarray(
-            self.cost_model.predict_cost([r.prompt_tokens for r in reqs], tasks, models, max_tokens), float
-        )
+        quality = np.asarray(self.quality_model.predict_quality(texts, tasks, models, features=X), float)
+        quality = np.clip(quality, 0.0, 1.0)
+        cost = np.asarray(self.cost_model.predict_cost(
+            [r.prompt_tokens for r in reqs], tasks, models, max_tokens, features=X), float)
         return QualityEstimate(models=models, quality=quality, cost=cost, tasks=tuple(tasks))
 
     def predict(self, prompts: Sequence[Prompt] | Prompt) -> QualityEstimate:

@@ -24,6 +24,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         use_shared=not args.no_shared, embedder=args.embedder, head=args.head, head_params={"C": args.C},
         threshold=args.threshold, cache=Path(args.cache) if args.cache is not None else None,
         catalog=Path(args.catalog) if args.catalog else None,
+        outcomes=[Path(p) for p in args.outcomes or []], quality_head=args.quality_head,
+        quality_C=args.quality_C, validation_percent=args.validation_percent,
     )
     res = train_router(cfg, progress=_say(args))
     summary = {"path": str(res.path), "class_counts": res.class_counts, "threshold": res.threshold,
@@ -80,6 +82,35 @@ def cmd_eval_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate_routing import run_eval
+
+    report = run_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
+                      pair=tuple(args.pair.split(",")) if args.pair else None,
+                      validation_percent=None if args.all_rows else args.validation_percent,
+                      cache=Path(args.cache) if args.cache is not None else None, progress=_say(args))
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+        return 0
+    print(f"{report['prompts']} prompts, {len(report['models'])} models; best single model "
+          f"{report['best_single_model']} {report['single_models'][report['best_single_model']]}")
+    print(f"oracle {report['oracle']}  random {report['random']}")
+    print(f"mix of single models: AIQ {report['mix_single_models_aiq']:.4f}")
+    for name, r in report["routers"].items():
+        line = (f"{name:<12} AIQ {r['aiq']:.4f} (threshold {r['threshold']['aiq']:.4f}, gap {r['gap']['aiq']:.4f})"
+                f"  matches best at {_pct(r['threshold']['cost_to_match_best_ratio'])} of its cost")
+        if "pair" in r:
+            pr = r["pair"]
+            line += f"  APGR {pr['apgr']:.3f} CPT50 {_pct(pr['cpt50'])} CPT80 {_pct(pr['cpt80'])}"
+        print(line)
+    print(f"report: {report['report_json']}\nplot: {report['plot_png']}")
+    return 0
+
+
+def _pct(x) -> str:
+    return "never" if x is None else f"{100 * x:.0f}%"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a router and save it to a folder",
                        description="Train the learned task classifier and save a router folder.")
@@ -91,9 +122,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--C", type=float, default=1.0, help="logistic-regression inverse regularisation")
     p.add_argument("--threshold", type=float, help="confidence gate (default: calibrated)")
     p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
-    p.add_argument("--catalog", help="catalog YAML/JSON")
+    p.add_argument("--catalog", help="catalog YAML/JSON (must hold the outcome models, e.g. models/routerbench.yaml)")
+    p.add_argument("--outcomes", nargs="+", help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) for quality/cost")
+    p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"])
+    p.add_argument("--quality-C", type=float, default=0.5)
+    p.add_argument("--validation-percent", type=int, default=20,
+                   help="outcome prompts held out (by id hash) for `router eval`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate routing on held-out outcomes (AIQ, APGR, curves, baselines)",
+                       description="Evaluate a trained router on the held-out split of outcome files.")
+    p.add_argument("--router", required=True, help="trained router folder or URI")
+    p.add_argument("--outcomes", nargs="+", required=True)
+    p.add_argument("--pair", help="STRONG,WEAK models for APGR/CPT (default: dearest and cheapest)")
+    p.add_argument("--validation-percent", type=int, default=20)
+    p.add_argument("--all-rows", action="store_true", help="evaluate on every row, not the held-out split")
+    p.add_argument("--cache")
+    p.add_argument("--out", default="reports/routing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("eval-tasks", help="leave-source-out evaluation of task-classifier heads",
                        description="Leave-source-out evaluation of the task classifier, regex on the same rows.")

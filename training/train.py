@@ -36,6 +36,11 @@ class TrainConfig:
     cache: Path | None = None  # None: the default cache; Path("") disables
     catalog: Path | None = None
     context_turns: int = 2
+    outcomes: Sequence[Path] = ()  # outcome files for the quality and cost models
+    validation_percent: int = 20  # outcome prompts held out for `router eval` (by prompt-id hash)
+    quality_head: str = "logreg"
+    quality_C: float = 0.5
+    shrinkage: float = 50.0
 
 
 @dataclass
@@ -46,6 +51,41 @@ class TrainResult:
     class_counts: dict[str, int]
     seconds: dict[str, float]
     threshold: float
+
+
+def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
+    from router.errors import DataError
+    from router.learned_quality import cost_features, quality_features
+    from router.request import estimate_tokens
+
+    from .outcomes import read_outcomes
+    from .quality import build_cost_model, build_quality_model
+    from .routing_eval import split_outcomes
+
+    df = read_outcomes(cfg.outcomes)
+    unknown = sorted(set(df.model) - set(catalog.names))
+    if unknown:
+        say(f"warning: outcome models not in the catalog are ignored: {unknown} (pass --catalog with them)")
+    df = df[df.model.isin(catalog.names)]
+    if df.empty:
+        raise DataError(f"no outcome rows for any model of the catalog {catalog.source}")
+    train, val = split_outcomes(df, cfg.validation_percent)
+    say(f"outcomes: {len(df)} rows, {df.prompt_id.nunique()} prompts; training on {len(train)}, "
+        f"{len(val)} held out for evaluation")
+    uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
+    train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
+    say(f"embedding {len(uniq)} outcome prompts ...")
+    X = featurize(body, uniq.prompt.tolist(), show_progress=say is not None)
+    tasks = clf.predict_features(X, uniq.prompt.tolist())
+    Z = quality_features(X, tasks)
+    C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
+    say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
+    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage)
+    cm = build_cost_model(catalog, train, C)
+    qm.metadata.update({"validation_percent": cfg.validation_percent,
+                        "outcome_files": [str(p) for p in cfg.outcomes]})
+    say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
+    return qm, cm, len(train)
 
 
 def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> TrainResult:
@@ -68,7 +108,14 @@ def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None
                               weight_power=cfg.weight_power, X=X, progress=progress)
     clf.metadata["data_files"] = ds.files
     t_fit = time.perf_counter() - t
-    router = Router(catalog, classifier=clf, context_turns=cfg.context_turns)
+    quality_model = cost_model = None
+    outcome_rows = 0
+    if cfg.outcomes:
+        t = time.perf_counter()
+        quality_model, cost_model, outcome_rows = _fit_outcome_models(cfg, catalog, clf, body, say)
+        t_fit += time.perf_counter() - t
+    router = Router(catalog, classifier=clf, quality_model=quality_model, cost_model=cost_model,
+                    context_turns=cfg.context_turns)
     path = None
     if cfg.out is not None:
         path = router.save(cfg.out)

@@ -1,0 +1,78 @@
+"""``router eval``: a trained router and its baselines on held-out outcome rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.classifier import featurize
+from router.config import default_cache_path
+from router.embeddings import CachedEmbedder
+from router.errors import DataError
+from router.routing import Router
+
+from .outcomes import read_outcomes
+from .routing_eval import evaluate_routing, knn_predictor, outcome_matrix, plot_cost_quality, split_outcomes, write_report
+
+__all__ = ["run_eval"]
+
+
+def run_eval(
+    router_path: str | Path,
+    outcome_files: Sequence[Path],
+    *,
+    out_dir: Path,
+    pair: tuple[str, ...] | None = None,
+    validation_percent: int | None = 20,
+    cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    say = progress or (lambda s: None)
+    router = Router.load(router_path)
+    df = read_outcomes(outcome_files)
+    df = df[df.model.isin(router.models)]
+    if df.empty:
+        raise DataError("none of the outcome models is in the router's catalog")
+    if validation_percent is None:
+        train, val = df, df
+    else:
+        train, val = split_outcomes(df, validation_percent)
+    # models scored on every held-out prompt
+    per_prompt = val.groupby("prompt_id").model.nunique()
+    counts = val.groupby("model").prompt_id.nunique()
+    models = [m for m in router.models if counts.get(m, 0) == len(per_prompt)]
+    if len(models) < 2:
+        raise DataError(f"need >= 2 catalog models scored on every held-out prompt; have {models}")
+    test = outcome_matrix(val, models)
+    trainm = outcome_matrix(train, models)
+    say(f"evaluating on {len(test.prompts)} held-out prompts x {len(models)} models "
+        f"({len(trainm.prompts)} training prompts for the baselines)")
+    cols = [router.models.index(m) for m in models]
+    est = router.predict(test.prompts)
+    predictors = {"router": (est.quality[:, cols], est.cost[:, cols])}
+    embedder = getattr(router.classifier, "embedder", None)
+    if embedder is not None:
+        cache = default_cache_path() if cache is None else cache
+        body = CachedEmbedder(embedder, cache) if str(cache) else embedder
+        Xtr = featurize(body, trainm.prompts)
+        Xte = featurize(body, test.prompts)
+        predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)
+        from .routing_eval import table_predictor
+
+        tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, trainm.prompts)]
+        predictors["task-table"] = table_predictor(tr_tasks, trainm, [t.task for t in est.tasks])
+    if pair is None:
+        single_cost = test.cost.mean(0)
+        pair = (models[int(np.argmax(single_cost))], models[int(np.argmin(single_cost))])
+    report = evaluate_routing(test, predictors, pair=tuple(pair))
+    report["router_path"] = str(router_path)
+    report["outcome_files"] = [str(p) for p in outcome_files]
+    report["validation_percent"] = validation_percent
+    report["report_json"] = str(out_dir / "routing_eval.json")
+    report["plot_png"] = str(plot_cost_quality(report, out_dir / "cost_quality.png",
+                                               f"{len(test.prompts)} held-out prompts"))
+    write_report(report, out_dir / "routing_eval.json")
+    return report

@@ -1,0 +1,88 @@
+"""Fit the per-model quality and cost heads from long-form outcomes.
+
+Inputs are per *prompt*: ``Z`` (array (p, d), quality features of each unique prompt, see
+``router.learned_quality.quality_features``) and ``C`` (array (p, k), cost features); the
+outcome frame's ``prompt_index`` column points into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from router.catalog import ModelCatalog
+from router.learned_quality import LearnedCostModel, LearnedQualityModel
+
+__all__ = ["fit_quality_heads", "fit_cost_heads", "build_quality_model", "build_cost_model", "QUALITY_HEADS"]
+
+QUALITY_HEADS = ("logreg", "mlp")
+
+
+def _quality_head(kind: str, C: float):
+    if kind == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=C, max_iter=2000)
+    if kind == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        return MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-2, max_iter=300, early_stopping=True, random_state=0)
+    raise ValueError(f"unknown quality head {kind!r}; choose from {QUALITY_HEADS}")
+
+
+def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[str], *, head: str = "logreg",
+                      C: float = 0.5) -> tuple[dict[str, Any], dict[str, int]]:
+    """One binary head per model with outcomes. Fractional scores s become two weighted rows
+    (label 1 with weight s, label 0 with weight 1 - s). Returns (heads, counts)."""
+    heads, counts = {}, {}
+    for m in models:
+        sub = outcomes[outcomes.model == m]
+        if sub.empty:
+            continue
+        idx = sub.prompt_index.to_numpy()
+        s = sub.score.to_numpy(float)
+        X = np.vstack([Z[idx], Z[idx]])
+        y = np.concatenate([np.ones(len(s), int), np.zeros(len(s), int)])
+        w = np.concatenate([s, 1 - s])
+        keep = w > 0
+        counts[m] = int(len(sub))
+        if len(set(y[keep])) < 2:  # always right or always wrong: a constant head
+            from sklearn.dummy import DummyClassifier
+
+            heads[m] = DummyClassifier(strategy="prior").fit(X[keep], y[keep], sample_weight=w[keep])
+            continue
+        est = _quality_head(head, C)
+        try:
+            heads[m] = est.fit(X[keep], y[keep], sample_weight=w[keep])
+        except TypeError:
+            heads[m] = est.fit(X[keep], y[keep])
+    return heads, counts
+
+
+def fit_cost_heads(outcomes: pd.DataFrame, C: np.ndarray, models: Sequence[str], min_rows: int = 20) -> dict[str, Any]:
+    """One ridge regressor of log1p(micro-USD) per model with >= ``min_rows`` observed costs."""
+    from sklearn.linear_model import Ridge
+
+    heads = {}
+    for m in models:
+        sub = outcomes[(outcomes.model == m) & outcomes.cost.notna()]
+        if len(sub) < min_rows:
+            continue
+        y = np.log1p(sub.cost.to_numpy(float) * 1e6)
+        heads[m] = Ridge(alpha=1.0).fit(C[sub.prompt_index.to_numpy()], y)
+    return heads
+
+
+def build_quality_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Z: np.ndarray, *, head: str = "logreg",
+                        C: float = 0.5, shrinkage: float = 50.0) -> LearnedQualityModel:
+    heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C)
+    return LearnedQualityModel(catalog, heads, counts, shrinkage,
+                               metadata={"head": head, "C": C, "outcomes": int(len(outcomes))})
+
+
+def build_cost_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Cfeat: np.ndarray) -> LearnedCostModel:
+    heads = fit_cost_heads(outcomes, Cfeat, catalog.names)
+    return LearnedCostModel(catalog, heads, metadata={"models_with_cost_data": sorted(heads)})
