@@ -14,6 +14,7 @@ from .errors import (
     InvalidRequestError,
     NoEligibleModelError,
     RouterError,
+    TrackingError,
     UnknownModelError,
     UpstreamError,
 )
@@ -47,5 +48,6 @@ __all__ = [
     "UnknownModelError",
     "NoEligibleModelError",
     "UpstreamError",
+    "TrackingError",
     "__version__",
 ]

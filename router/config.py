@@ -6,7 +6,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "default_catalog_path", "default_cache_path", "env"]
+__all__ = [
+    "PROJECT_ROOT",
+    "default_catalog_path",
+    "default_cache_path",
+    "env",
+    "secret",
+    "router_base_url",
+    "router_api_key",
+    "default_usage_db",
+    "gateway_auth_keys",
+    "serve_settings",
+]
 
 #: The checkout the package lives in (``router/`` sits at its top level).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +41,40 @@ def default_cache_path(environ: Mapping[str, str] | None = None) -> Path:
     value = env(environ).get("ROUTER_CACHE_DIR")
     base = Path(value) if value else PROJECT_ROOT / ".cache"
     return base / "embeddings.sqlite"
+
+
+# -- the client and the gateway -------------------------------------------------------------
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the environment variable ``name`` (a provider key), ``None`` when unset or empty.
+
+    Callers pass the variable's *name* (``api_key_env`` of the catalog); the value is read only
+    here and only when a provider client is built. It is never logged."""
+    value = env(environ).get(name)
+    return value or None
+
+
+def router_base_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$ROUTER_BASE_URL``: one OpenAI-compatible endpoint for every model (``None`` when unset)."""
+    return env(environ).get("ROUTER_BASE_URL") or None
+
+
+def router_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$ROUTER_API_KEY``: the key of the single endpoint (``None`` when unset)."""
+    return secret("ROUTER_API_KEY", environ)
+
+
+def default_usage_db(environ: Mapping[str, str] | None = None) -> str:
+    """The usage log URL: ``$ROUTER_USAGE_DB`` when set, else ``sqlite:///router_usage.db``."""
+    return env(environ).get("ROUTER_USAGE_DB") or "sqlite:///router_usage.db"
+
+
+def gateway_auth_keys(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``$ROUTER_AUTH_KEYS``: comma-separated bearer keys the gateway accepts (empty: no auth)."""
+    raw = env(environ).get("ROUTER_AUTH_KEYS") or ""
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def serve_settings(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$ROUTER_SERVE_SETTINGS``: the JSON settings ``router serve --workers N`` hands to its
+    worker processes (``None`` when unset)."""
+    return env(environ).get("ROUTER_SERVE_SETTINGS") or None

@@ -211,6 +211,9 @@ class CachedEmbedder:
         return con
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        if isinstance(self.inner, ConcatEmbedder):  # cache each part on its own, reusable alone
+            return np.hstack([CachedEmbedder(p, self.path).encode(texts, show_progress=show_progress)
+                              for p in self.inner.parts])
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         found: dict[str, np.ndarray] = {}
         con = self._connect()
@@ -245,7 +248,8 @@ class CachedEmbedder:
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
-    ``minilm`` (default), ``use`` (multilingual), ``hashing``, ``minilm+use``, or a
+    ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
+    ``hashing``, ``minilm+use``, or a
     sentence-transformers name or path."""
     if isinstance(spec, dict):
         kind = spec.get("type")
@@ -253,6 +257,10 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return SentenceTransformerEmbedder(spec.get("model", DEFAULT_EMBEDDER))
         if kind == "use":
             return USEEmbedder()
+        if kind == "onnx":
+            from .onnx_embedder import OnnxMiniLMEmbedder
+
+            return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)))
         if kind == "hashing":
             return HashingEmbedder(int(spec.get("n_features", 1024)))
         if kind == "concat":
@@ -264,6 +272,10 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return SentenceTransformerEmbedder(DEFAULT_EMBEDDER)
     if spec in ("use", "use-multilingual", "use-multilingual-v3"):
         return USEEmbedder()
+    if spec in ("onnx", "minilm-onnx"):
+        from .onnx_embedder import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER)
     if spec == "hashing":
         return HashingEmbedder()
     return SentenceTransformerEmbedder(spec)

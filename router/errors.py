@@ -9,7 +9,8 @@
     ├── InvalidRequestError   a prompt / message list / constraint given to the router is malformed
     ├── UnknownModelError     a model name that is not in the catalog
     ├── NoEligibleModelError  no catalog model can serve the request (capabilities, context, cost cap)
-    └── UpstreamError         a provider call failed after retries and fallbacks
+    ├── UpstreamError         a provider call failed after retries and fallbacks
+    └── TrackingError         the MLflow tracking server / registry is unreachable or lacks a name
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "UnknownModelError",
     "NoEligibleModelError",
     "UpstreamError",
+    "TrackingError",
 ]
 
 
@@ -95,3 +97,7 @@ class UpstreamError(RouterError):
         super().__init__(message)
         self.status_code = status_code
         self.model = model
+
+
+class TrackingError(RouterError):
+    """MLflow tracking or the model registry failed: unreachable server, unknown name or alias."""

@@ -32,4 +32,7 @@ def download_router(uri: str, dst: str | Path | None = None) -> Path:
     for candidate in (local, local.joinpath(*ROUTER_SUBDIR), local / "router"):
         if (candidate / "router.json").is_file():
             return candidate
+    found = sorted(local.glob("**/router.json"), key=lambda p: len(p.parts))
+    if found:
+        return found[0].parent
     raise ArtifactError(f"{uri} holds no router folder (no router.json under {local})")

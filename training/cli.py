@@ -125,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", help="catalog YAML/JSON (must hold the outcome models, e.g. models/routerbench.yaml)")
     p.add_argument("--outcomes", nargs="+", help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) for quality/cost")
     p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"])
-    p.add_argument("--quality-C", type=float, default=0.5)
+    p.add_argument("--quality-C", type=float, default=0.1)
     p.add_argument("--validation-percent", type=int, default=20,
                    help="outcome prompts held out (by id hash) for `router eval`")
     p.add_argument("--json", action="store_true")

@@ -33,10 +33,18 @@ def _quality_head(kind: str, C: float):
     raise ValueError(f"unknown quality head {kind!r}; choose from {QUALITY_HEADS}")
 
 
+def source_weights(sources: pd.Series, power: float) -> np.ndarray:
+    """Per-row weight (source size)^-power, mean 1: 14,000 MMLU rows must not drown 300 MBPP ones."""
+    counts = sources.map(sources.value_counts()).to_numpy(float)
+    w = counts ** (-power)
+    return w * (len(w) / w.sum())
+
+
 def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[str], *, head: str = "logreg",
-                      C: float = 0.5) -> tuple[dict[str, Any], dict[str, int]]:
+                      C: float = 0.5, source_power: float = 0.5) -> tuple[dict[str, Any], dict[str, int]]:
     """One binary head per model with outcomes. Fractional scores s become two weighted rows
-    (label 1 with weight s, label 0 with weight 1 - s). Returns (heads, counts)."""
+    (label 1 with weight s, label 0 with weight 1 - s); rows are weighted to balance sources
+    (``source_power``, see :func:`source_weights`). Returns (heads, counts)."""
     heads, counts = {}, {}
     for m in models:
         sub = outcomes[outcomes.model == m]
@@ -44,9 +52,10 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
             continue
         idx = sub.prompt_index.to_numpy()
         s = sub.score.to_numpy(float)
+        sw = source_weights(sub.source, source_power) if "source" in sub else np.ones(len(s))
         X = np.vstack([Z[idx], Z[idx]])
         y = np.concatenate([np.ones(len(s), int), np.zeros(len(s), int)])
-        w = np.concatenate([s, 1 - s])
+        w = np.concatenate([s * sw, (1 - s) * sw])
         keep = w > 0
         counts[m] = int(len(sub))
         if len(set(y[keep])) < 2:  # always right or always wrong: a constant head
@@ -77,10 +86,11 @@ def fit_cost_heads(outcomes: pd.DataFrame, C: np.ndarray, models: Sequence[str],
 
 
 def build_quality_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Z: np.ndarray, *, head: str = "logreg",
-                        C: float = 0.5, shrinkage: float = 50.0) -> LearnedQualityModel:
-    heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C)
+                        C: float = 0.5, shrinkage: float = 50.0, source_power: float = 0.5) -> LearnedQualityModel:
+    heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C, source_power=source_power)
     return LearnedQualityModel(catalog, heads, counts, shrinkage,
-                               metadata={"head": head, "C": C, "outcomes": int(len(outcomes))})
+                               metadata={"head": head, "C": C, "source_power": source_power,
+                                         "outcomes": int(len(outcomes))})
 
 
 def build_cost_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Cfeat: np.ndarray) -> LearnedCostModel:

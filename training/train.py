@@ -39,7 +39,7 @@ class TrainConfig:
     outcomes: Sequence[Path] = ()  # outcome files for the quality and cost models
     validation_percent: int = 20  # outcome prompts held out for `router eval` (by prompt-id hash)
     quality_head: str = "logreg"
-    quality_C: float = 0.5
+    quality_C: float = 0.1
     shrinkage: float = 50.0
 
 

@@ -1,0 +1,123 @@
+"""The usage log on a real PostgreSQL server: round trip, concurrency, stats, migrations.
+
+Set ``ROUTER_TEST_POSTGRES_URL`` (e.g. ``postgresql+psycopg://router:router@127.0.0.1:5432/router``;
+needs the ``psycopg[binary]`` driver). Each test works in a fresh schema that it drops afterwards.
+"""
+
+import os
+import threading
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from router import ModelCatalog
+from router.errors import ArtifactError
+from router.usage import UsageRecord, UsageStore, hash_prompt
+
+pytestmark = pytest.mark.integration
+ENV = "ROUTER_TEST_POSTGRES_URL"
+CATALOG = {
+    "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "KEY"}},
+    "models": {
+        "cheap": {"pricing": {"input_per_1m": 0.1, "output_per_1m": 0.2}, "context_window": 8000,
+                  "max_output_tokens": 1000, "quality_priors": {"default": 0.6}},
+        "dear": {"pricing": {"input_per_1m": 10, "output_per_1m": 30}, "context_window": 8000,
+                 "max_output_tokens": 1000, "quality_priors": {"default": 0.9}},
+    },
+}
+
+
+def make_record(request_id="r1", **kw) -> UsageRecord:
+    prompt = kw.pop("prompt", "What is 2 + 2?")
+    base = dict(
+        request_id=request_id, created_at=1_700_000_000.123456, task="math", model="dear",
+        requested_model="auto:budget", tier="budget", predicted_quality=0.8125, prompt_tokens=12,
+        completion_tokens=34, cost_usd=0.00123, latency_ms=456.75, status="ok", error=None,
+        chain=[{"model": "cheap", "status": "error", "reason": "timeout", "latency_ms": 100.5},
+               {"model": "dear", "status": "ok", "reason": "fallback", "latency_ms": 356.25}],
+        escalated=True, stream=True, prompt=prompt, prompt_hash=hash_prompt(prompt), client="tests",
+    )
+    base.update(kw)
+    return UsageRecord(**base)
+
+
+@pytest.fixture
+def pg_url():
+    url = os.environ.get(ENV)
+    if not url:
+        pytest.skip(f"{ENV} is not set (e.g. postgresql+psycopg://user:pass@127.0.0.1:5432/db)")
+    schema = f"router_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # no driver, refused, bad credentials...
+        pytest.skip(f"PostgreSQL at {ENV} is unreachable: {type(exc).__name__}: {exc}")
+    scoped = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_round_trip_of_every_field(pg_url):
+    recs = [make_record("r1"),
+            make_record("r2", created_at=1_700_000_001.5, task=None, tier=None, predicted_quality=None,
+                        status="error", error="upstream 503", chain=[], escalated=False, stream=False,
+                        client=None, prompt="¿qué tal? 日本語")]
+    with UsageStore(pg_url, store_prompts=True) as s:
+        for r in recs:
+            s.log(r)
+        assert s.flush()
+        assert s.records() == recs and s.get("r2") == recs[1] and s.count() == 2
+        fid = s.add_feedback("r1", 0.5, "fine")
+        assert s.feedback("r1")[0]["id"] == fid
+    with UsageStore(pg_url) as s:  # reopening a version-1 database
+        assert s.count() == 2
+
+
+def test_concurrent_logging_loses_nothing(pg_url):
+    with UsageStore(pg_url) as s:
+        def worker(t):
+            for i in range(50):
+                s.log(make_record(f"t{t}-{i}", created_at=1000.0 + t * 50 + i))
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert s.flush(10)
+        ids = {r.request_id for r in s.records()}
+        assert s.count() == 400 and ids == {f"t{t}-{i}" for t in range(8) for i in range(50)}
+        assert (s.failed_writes, s.dropped) == (0, 0)
+
+
+def test_stats(pg_url):
+    one = [{"model": "cheap", "status": "ok", "reason": "routed", "latency_ms": 1.0}]
+    two = one + [{"model": "dear", "status": "ok", "reason": "escalated", "latency_ms": 2.0}]
+    with UsageStore(pg_url) as s:
+        s.log(make_record("a", model="cheap", task="code", prompt_tokens=1000, completion_tokens=500,
+                          cost_usd=0.00015, latency_ms=100, chain=one, escalated=False))
+        s.log(make_record("b", model="dear", task="math", prompt_tokens=100, completion_tokens=100,
+                          cost_usd=0.004, latency_ms=300, chain=two, escalated=True, status="error"))
+        assert s.flush()
+        st = s.stats(ModelCatalog.from_dict(CATALOG), baseline_model="dear")
+    assert (st["requests"], st["ok"], st["errors"], st["escalations"], st["fallbacks"]) == (2, 1, 1, 1, 1)
+    assert st["baseline_cost"] == pytest.approx(0.025 + 0.004)
+    assert st["actual_cost"] == pytest.approx(0.00415)
+    assert st["latency_ms"] == pytest.approx({"p50": 200.0, "p95": 290.0})
+    assert st["model_distribution"] == {"cheap": 1, "dear": 1}
+
+
+def test_a_newer_database_is_refused(pg_url):
+    UsageStore(pg_url).close()
+    eng = sa.create_engine(pg_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("INSERT INTO schema_version VALUES (99, 0, 'from the future')"))
+    eng.dispose()
+    with pytest.raises(ArtifactError, match="schema version 99"):
+        UsageStore(pg_url)
