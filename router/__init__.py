@@ -7,6 +7,7 @@
 """
 
 from .catalog import ModelCatalog, ModelSpec
+from .client import RoutedClient
 from .errors import (
     ArtifactError,
     CatalogError,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Router",
+    "RoutedClient",
     "ModelCatalog",
     "ModelSpec",
     "PolicyConfig",

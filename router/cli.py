@@ -108,7 +108,7 @@ def _positive_int(text: str) -> int:
 
 
 # Subcommands other modules add: name -> (module, function that registers the parser).
-_EXTENSIONS: tuple[tuple[str, str], ...] = (("training.cli", "register"),)
+_EXTENSIONS: tuple[tuple[str, str], ...] = (("training.cli", "register"), ("router.cli_serve", "register"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ __all__ = [
     "HashingEmbedder",
     "ConcatEmbedder",
     "CachedEmbedder",
+    "with_cache",
     "make_embedder",
     "clip_text",
     "DEFAULT_EMBEDDER",
@@ -244,6 +245,18 @@ class CachedEmbedder:
 
     def to_config(self) -> dict[str, Any]:
         return self.inner.to_config()
+
+
+def with_cache(embedder: Embedder, cache: str | Path | None) -> Embedder:
+    """``embedder`` behind a :class:`CachedEmbedder` at ``cache``; ``None`` = the default cache
+    file, ``""`` = no cache."""
+    if cache is None:
+        from .config import default_cache_path
+
+        cache = default_cache_path()
+    if str(cache) in ("", "."):
+        return embedder
+    return CachedEmbedder(embedder, cache)
 
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:

@@ -22,14 +22,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         out=Path(args.out), task_files=[Path(p) for p in args.data] if args.data else None,
         use_shared=not args.no_shared, embedder=args.embedder, head=args.head, head_params={"C": args.C},
-        threshold=args.threshold, cache=Path(args.cache) if args.cache is not None else None,
+        threshold=args.threshold, cache=args.cache,
         catalog=Path(args.catalog) if args.catalog else None,
         outcomes=[Path(p) for p in args.outcomes or []], quality_head=args.quality_head,
         quality_C=args.quality_C, validation_percent=args.validation_percent,
     )
-    res = train_router(cfg, progress=_say(args))
+    say = _say(args)
+    settings = None
+    if not args.no_track:  # fail on a bad config or unreachable server before hours of training
+        from .tracking import connect, load_settings
+
+        settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                                 registered_model=args.registered_model)
+        connect(settings)
+    res = train_router(cfg, progress=say)
     summary = {"path": str(res.path), "class_counts": res.class_counts, "threshold": res.threshold,
                "seconds": res.seconds, "data_files": res.data_files}
+    if settings is not None:
+        summary["registered"] = _track(settings, cfg, res, say)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -37,12 +47,65 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _track(settings, cfg, res, say) -> dict:
+    import tempfile
+
+    from .tracking import gate_metrics, log_training
+
+    meta = getattr(res.router.classifier, "metadata", {})
+    metrics = {k: float(meta[k]) for k in ("loso_accuracy", "regex_accuracy") if k in meta}
+    metrics.update({f"loso_{c}": float(v) for c, v in meta.get("loso_per_collection", {}).items()})
+    metrics.update({f"train_seconds_{k}": float(v) for k, v in res.seconds.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        say("evaluating on the gate data ...")
+        metrics.update(gate_metrics(res.router, settings, Path(tmp)))
+        params = {"embedder": cfg.embedder, "head": cfg.head, "head_params": cfg.head_params,
+                  "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
+                  "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
+                  "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
+        reg = log_training(settings, res.router, params=params, data_files=res.data_files, metrics=metrics,
+                           artifacts_dir=Path(tmp), progress=say)
+    return {"version": reg.version, "run_id": reg.run_id, "model_uri": reg.model_uri, "champion": reg.champion,
+            "metrics": metrics}
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from .tracking import load_settings, promote
+
+    settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
+                             registered_model=args.registered_model)
+    res = promote(settings, force=args.force, progress=_say(args))
+    if args.json:
+        print(json.dumps(res.__dict__, indent=2, default=str))
+    else:
+        print(f"{'promoted' if res.promoted else 'refused'}: challenger v{res.challenger}, champion now "
+              f"v{res.champion_after} ({res.reason})")
+    return 0 if res.promoted else 3
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .tracking import load_settings, rollback
+
+    settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
+                             registered_model=args.registered_model)
+    version = rollback(settings, progress=_say(args))
+    print(json.dumps({"champion": version}) if args.json else f"champion is now v{version}")
+    return 0
+
+
+def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
+    p.add_argument("--mlflow-config", help="MLflow settings file (default: mlflow.yaml)")
+    p.add_argument("--tracking-uri", help="overrides $MLFLOW_TRACKING_URI and mlflow.yaml")
+    if experiment:
+        p.add_argument("--experiment")
+    p.add_argument("--registered-model")
+
+
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: F401
 
     from router.classifier import featurize
-    from router.config import default_cache_path
-    from router.embeddings import CachedEmbedder, make_embedder
+    from router.embeddings import make_embedder, with_cache
 
     from .datasets import SHARED_DATA, default_overrides, default_task_files, load_labelled
     from .evaluate_tasks import evaluate_heads
@@ -52,8 +115,7 @@ def cmd_eval_tasks(args: argparse.Namespace) -> int:
     ds = load_labelled(files, overrides=None if args.original_labels else default_overrides())
     say(f"data: {ds.summary()}")
     emb = make_embedder(args.embedder)
-    cache = default_cache_path() if args.cache is None else Path(args.cache)
-    X = featurize(CachedEmbedder(emb, cache) if str(cache) else emb, ds.prompts, show_progress=not args.json)
+    X = featurize(with_cache(emb, args.cache), ds.prompts, show_progress=not args.json)
     heads = []
     for spec in args.heads.split(","):
         name, _, rest = spec.partition(":")
@@ -88,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = run_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
                       pair=tuple(args.pair.split(",")) if args.pair else None,
                       validation_percent=None if args.all_rows else args.validation_percent,
-                      cache=Path(args.cache) if args.cache is not None else None, progress=_say(args))
+                      cache=args.cache, progress=_say(args))
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return 0
@@ -128,8 +190,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-C", type=float, default=0.1)
     p.add_argument("--validation-percent", type=int, default=20,
                    help="outcome prompts held out (by id hash) for `router eval`")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow or register a version")
+    _mlflow_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("promote", help="move @champion to the challenger if it passes the gate",
+                       description="Evaluate challenger and champion on the gate data; promote only if not worse. "
+                                   "Exit code 3 when the gate refuses.")
+    p.add_argument("--force", action="store_true", help="promote even if the gate refuses (logged)")
+    _mlflow_flags(p, experiment=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="point @champion back at the previous champion",
+                       description="Point the champion alias at the previous champion version.")
+    _mlflow_flags(p, experiment=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("eval", help="evaluate routing on held-out outcomes (AIQ, APGR, curves, baselines)",
                        description="Evaluate a trained router on the held-out split of outcome files.")

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from router.classifier import featurize
-from router.config import default_cache_path
-from router.embeddings import CachedEmbedder
+from router.embeddings import with_cache
 from router.errors import DataError
 from router.routing import Router
 
@@ -27,7 +26,7 @@ def run_eval(
     out_dir: Path,
     pair: tuple[str, ...] | None = None,
     validation_percent: int | None = 20,
-    cache: Path | None = None,
+    cache: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     say = progress or (lambda s: None)
@@ -65,8 +64,7 @@ def run_eval(
     predictors = {"router": (est.quality[:, cols], est.cost[:, cols])}
     embedder = getattr(router.classifier, "embedder", None)
     if embedder is not None:
-        cache = default_cache_path() if cache is None else cache
-        body = CachedEmbedder(embedder, cache) if str(cache) else embedder
+        body = with_cache(embedder, cache)
         Xtr = featurize(body, trainm.prompts)
         Xte = featurize(body, test.prompts)
         predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)

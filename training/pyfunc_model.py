@@ -2,7 +2,7 @@
 
 ``mlflow.pyfunc.load_model("models:/NAME@champion").predict(df)``: ``df`` has a ``prompt``
 column (strings, or OpenAI message lists); optional params ``tier``, ``min_quality``,
-``max_cost``. Returns one row per prompt: model, task, task_confidence, task_source,
+``max_cost`` (defaults "" / -1 mean "not set"). Returns one row per prompt: model, task, task_confidence, task_source,
 complexity, tier, rule, predicted_quality, estimated_cost.
 """
 
@@ -22,7 +22,7 @@ class RouterPyfunc(PythonModel):
 
         self.router = Router.load(context.artifacts["router"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
             if "prompt" not in model_input.columns:
                 raise ValueError("input needs a 'prompt' column")
@@ -30,8 +30,13 @@ class RouterPyfunc(PythonModel):
         else:
             prompts = list(model_input)
         params = dict(params or {})
+
+        def opt(key):  # the params schema needs typed defaults: negative numbers / "" mean unset
+            v = params.get(key)
+            return None if v is None or v == "" or (isinstance(v, (int, float)) and v < 0) else v
+
         decisions = self.router.route_many(
-            prompts, tier=params.get("tier"), min_quality=params.get("min_quality"), max_cost=params.get("max_cost"))
+            prompts, tier=opt("tier"), min_quality=opt("min_quality"), max_cost=opt("max_cost"))
         return pd.DataFrame([{
             "model": d.model, "task": d.task, "task_confidence": d.task_confidence, "task_source": d.task_source,
             "complexity": d.complexity, "tier": d.tier, "rule": d.rule, "predicted_quality": d.quality,

@@ -121,11 +121,14 @@ def leave_source_out(
     y = np.array(ds.tasks)
     w = sample_weights(ds, weight_power)
     present = [c for c in (collections or REAL_COLLECTIONS) if (coll == c).any()]
+    present = [c for c in present if len(set(y[coll != c])) >= 2]
     idx, pred, conf = [], [], []
     per = {}
     t0 = time.perf_counter()
     for c in present:
         test = coll == c
+        if len(set(y[~test])) < 2:  # nothing (or one label) left to train on without c
+            continue
         head = _fit(head_factory(), X[~test], y[~test], w[~test])
         proba = head.predict_proba(X[test])
         classes = np.array([str(k) for k in head.classes_])
@@ -201,6 +204,7 @@ def fit_task_classifier(
         X = featurize(embedder, ds.prompts, show_progress=progress is not None)
         say(f"embedded in {time.perf_counter() - t:.1f}s")
     params = dict(head_params or {})
+    loso: dict[str, Any] = {}
     factory = lambda: make_head(head, **params)  # noqa: E731
     if threshold is None:
         say("calibrating the confidence gate (leave-source-out) ...")
@@ -208,6 +212,8 @@ def fit_task_classifier(
         if len(res.index):
             regex = np.array([p.task for p in RegexTaskClassifier().predict([ds.rows[i].prompt for i in res.index])])
             threshold = choose_threshold(res, regex)
+            loso = {"loso_accuracy": res.accuracy, "loso_per_collection": res.per_collection,
+                    "regex_accuracy": float((regex == res.y_true).mean())}
             say(f"leave-source-out accuracy {res.accuracy:.3f}; gate at confidence {threshold:.2f}")
         else:
             threshold = 0.0
@@ -219,5 +225,5 @@ def fit_task_classifier(
     return LearnedTaskClassifier(
         embedder, fitted, threshold=float(threshold), complexity_head=complexity,
         metadata={"head": head, "head_params": params, "weight_power": weight_power, "rows": len(ds),
-                  "class_counts": ds.class_counts()},
+                  "class_counts": ds.class_counts(), **loso},
     )

@@ -90,7 +90,8 @@ def connect(settings: MlflowSettings) -> MlflowClient:
         except (urllib.error.URLError, OSError) as exc:
             raise TrackingError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _abs(path: str) -> str:
@@ -204,15 +205,26 @@ def log_training(
             if artifacts_dir is not None and artifacts_dir.is_dir():
                 mlflow.log_artifacts(str(artifacts_dir), "reports")
             say("logging the pyfunc model ...")
+            import pandas as pd
+            from mlflow.models import infer_signature
+
+            example = pd.DataFrame({"prompt": ["Write a Python function to merge sort an array"]})
+            decision = router.route(example.prompt[0])
+            output = pd.DataFrame([{"model": decision.model, "task": decision.task,
+                                    "task_confidence": decision.task_confidence, "task_source": decision.task_source,
+                                    "complexity": decision.complexity, "tier": decision.tier, "rule": decision.rule,
+                                    "predicted_quality": decision.quality, "estimated_cost": decision.estimated_cost}])
+            signature = infer_signature(example, output, params={"tier": "", "min_quality": -1.0, "max_cost": -1.0})
             info = mlflow.pyfunc.log_model(
                 name="router", python_model=str(PYFUNC_CODE), artifacts={"router": str(folder)},
                 pip_requirements=_pip_requirements(), code_paths=[str(PROJECT_ROOT / "router")],
+                signature=signature,
             )
             run_id = run.info.run_id
     version = None
     try:
         mv = mlflow.register_model(info.model_uri, settings.registered_model)
-        version = mv.version
+        version = str(mv.version)
         client.set_registered_model_alias(settings.registered_model, settings.challenger, version)
         champion = _alias_version(client, settings.registered_model, settings.champion) is None
         if champion:
@@ -232,7 +244,7 @@ def log_training(
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(name, alias).version
+        return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 

@@ -10,8 +10,7 @@ from typing import Any
 
 from router.catalog import ModelCatalog
 from router.classifier import featurize
-from router.config import default_cache_path
-from router.embeddings import CachedEmbedder, make_embedder
+from router.embeddings import make_embedder, with_cache
 from router.routing import Router
 
 from .datasets import SHARED_DATA, default_overrides, default_task_files, load_labelled
@@ -33,7 +32,7 @@ class TrainConfig:
     head_params: dict[str, Any] = field(default_factory=lambda: {"C": 1.0})
     weight_power: float = 0.75
     threshold: float | None = None  # None: calibrate by leave-source-out
-    cache: Path | None = None  # None: the default cache; Path("") disables
+    cache: Path | str | None = None  # None: the default cache file; "" disables
     catalog: Path | None = None
     context_turns: int = 2
     outcomes: Sequence[Path] = ()  # outcome files for the quality and cost models
@@ -96,10 +95,9 @@ def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)
     embedder = make_embedder(cfg.embedder)
-    cache = default_cache_path() if cfg.cache is None else cfg.cache
-    body = CachedEmbedder(embedder, cache) if str(cache) else embedder
+    body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
-    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {cache or 'off'}) ...")
+    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')}) ...")
     X = featurize(body, ds.prompts, show_progress=progress is not None)
     t_embed = time.perf_counter() - t
     say(f"embedded in {t_embed:.1f}s")

@@ -1,0 +1,155 @@
+"""Train -> register -> promote (gate) -> load by alias -> rollback, against a sqlite tracking
+store and against a real `mlflow server` on 127.0.0.1. Hashing embedder: no model download."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from router import ArtifactError, Router, TrackingError
+from router.cli import main
+from router.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+PROMPTS = PROJECT_ROOT / "data" / "prompts"
+
+
+def write_config(tmp: Path, uri: str, gate_rows: list[dict]) -> Path:
+    gate = tmp / "gate.jsonl"
+    gate.write_text("\n".join(json.dumps(r) for r in gate_rows) + "\n")
+    cfg = tmp / "mlflow.yaml"
+    cfg.write_text(f"tracking_uri: {uri}\nexperiment: test\nregistered_model: r-test\n"
+                   f"gate:\n  metrics: [task_accuracy]\n  tolerance: 0.0\n  tasks: {gate}\n")
+    return cfg
+
+
+def gate_rows():
+    rows = []
+    for f in ("own_en_work.jsonl",):
+        for line in (PROMPTS / f).read_text().splitlines()[::6]:
+            r = json.loads(line)
+            rows.append({"prompt": r["prompt"], "task": r["task"]})
+    return rows
+
+
+def small_data(tmp: Path, name: str, tasks: set[str] | None, every: int) -> Path:
+    out = tmp / f"{name}.jsonl"
+    lines = []
+    for f in ("own_en_chat.jsonl", "own_en_instruct.jsonl", "own_multilingual.jsonl"):
+        for line in (PROMPTS / f).read_text().splitlines()[::every]:
+            if tasks is None or json.loads(line)["task"] in tasks:
+                lines.append(line)
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def train(cfg: Path, tmp: Path, data: Path, name: str) -> int:
+    return main(["train", "--out", str(tmp / name), "--data", str(data), "--no-shared", "--embedder", "hashing",
+                 "--cache", "", "--threshold", "0", "--mlflow-config", str(cfg)])
+
+
+def run_lifecycle(tmp: Path, uri: str, capsys) -> None:
+    cfg = write_config(tmp, uri, gate_rows())
+    good = small_data(tmp, "good", None, 1)
+    poor = small_data(tmp, "poor", {"code", "general"}, 3)
+    assert train(cfg, tmp, small_data(tmp, "first", None, 3), "v1") == 0
+    assert "@champion (first version)" in capsys.readouterr().out
+    # a better challenger passes the gate
+    assert train(cfg, tmp, good, "v2") == 0
+    assert main(["promote", "--mlflow-config", str(cfg), "--json"]) == 0
+    assert "promoted" in capsys.readouterr().out
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        champ = Router.load("models:/r-test@champion")
+        assert champ.classify(["write a python function that reverses a string"])[0].task == "code"
+        import mlflow
+
+        model = mlflow.pyfunc.load_model("models:/r-test@champion")
+        prompts = ["write a python function that reverses a string", "hello!"]
+        out = model.predict(pd.DataFrame({"prompt": prompts}), params={"tier": "budget"})
+        assert list(out.columns[:2]) == ["model", "task"] and len(out) == 2
+        expected = [d.model for d in champ.route_many(prompts, tier="budget")]
+        assert out.model.tolist() == expected and set(out.tier) == {"budget"}
+        assert model.predict(pd.DataFrame({"prompt": prompts})).tier.tolist() == ["balanced", "balanced"]
+        # a worse challenger (two classes only) is refused, then forced, then rolled back
+        assert train(cfg, tmp, poor, "v3") == 0
+        capsys.readouterr()
+        assert main(["promote", "--mlflow-config", str(cfg)]) == 3
+        assert "refused" in capsys.readouterr().out
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(uri)
+        assert client.get_model_version_by_alias("r-test", "champion").version in ("2", 2)
+        assert main(["promote", "--force", "--mlflow-config", str(cfg)]) == 0
+        assert str(client.get_model_version_by_alias("r-test", "champion").version) == "3"
+        assert main(["rollback", "--mlflow-config", str(cfg)]) == 0
+        assert str(client.get_model_version_by_alias("r-test", "champion").version) == "2"
+        runs = mlflow.search_runs(experiment_names=["test"])
+        assert {"promoted", "refused", "rollback"} <= set(runs["tags.decision"].dropna())
+        assert runs["metrics.task_accuracy"].notna().sum() == 3  # every training run logged the gate metric
+        with pytest.raises(ArtifactError):
+            Router.load("models:/r-test@nonexistent")
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_lifecycle_on_sqlite(tmp_path, capsys):
+    run_lifecycle(tmp_path, f"sqlite:///{tmp_path}/mlflow.db", capsys)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lifecycle_against_a_tracking_server(tmp_path, capsys):
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(uri + "/health", timeout=2).read()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        run_lifecycle(tmp_path, uri, capsys)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_bad_inputs(tmp_path, capsys):
+    from training.tracking import load_settings, promote
+
+    settings = load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/m.db", gate_rows()))
+    with pytest.raises(TrackingError, match="no registered model named 'r-test'"):
+        promote(settings)
+    t = time.perf_counter()
+    code = main(["train", "--out", str(tmp_path / "x"), "--data", str(PROMPTS / "own_en_chat.jsonl"), "--no-shared",
+                 "--embedder", "hashing", "--cache", "", "--tracking-uri", "http://127.0.0.1:9"])
+    assert code == 1 and "unreachable" in capsys.readouterr().err
+    assert time.perf_counter() - t < 30
+    assert not (tmp_path / "x").exists()  # failed before training: nothing written
+    assert main(["train", "--out", str(tmp_path / "y"), "--data", str(tmp_path / "missing.jsonl"), "--no-track"]) == 1
+    assert "no such data file" in capsys.readouterr().err
