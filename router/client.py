@@ -36,7 +36,10 @@ What happens to one request:
    cost so far plus its estimated cost stays within ``max_cost``.
 6. **Log** one :class:`~router.usage.UsageRecord` per request (never per attempt) with the whole
    chain; attach ``response.router`` (model, task, tier, predicted_quality, estimated_cost,
-   cost_usd, chain, request_id, rule, ...). Logging never raises into the caller.
+   cost_usd, chain, request_id, rule, ...). Logging never raises into the caller. Statuses:
+   ``ok``, ``error`` (every model failed, or a stream broke after its first token),
+   ``cancelled`` (the caller abandoned the request or the stream before its end) and
+   ``rejected`` (an invalid request or unknown model: nothing was sent upstream).
 
 Streams: a failure before the first token (content, tool call, refusal, finish reason or usage)
 is retried / falls back like any other; after it, the stream ends with a final chunk whose

@@ -68,7 +68,7 @@ def test_console_script_help():
 def test_demo_prints_savings(capsys):
     from training.demo import main as demo
 
-    assert demo(["--tier", "balanced"]) == 0
+    assert demo(["--cold-start", "--tier", "balanced"]) == 0
     out = capsys.readouterr().out
     assert "Write a Python function to merge sort an array" in out
     assert "savings:" in out and "all on gpt-4o" in out

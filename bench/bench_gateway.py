@@ -1,0 +1,277 @@
+"""Gateway overhead: the same load client against a FakeUpstream directly, and through the gateway.
+
+``python bench/bench_gateway.py [--levels 1,32,128] [--requests 500,1000,2000]``
+
+Three processes on loopback: a FakeUpstream (its own process, so it does not share the load
+client's GIL), the gateway (``router serve``, 1 worker, started in its own process group and
+stopped by signalling the group) and this script, whose load client is a minimal asyncio
+HTTP/1.1 keep-alive client (one connection per concurrent client, so its own cost is small and
+identical in both runs). Per concurrency level and mode (``direct``, pass-through ``gpt-4o-mini``
+and ``auto``) it reports latency p50/p99, the latency the gateway adds (gateway minus direct at
+the same percentile), requests/s, the gateway process's CPU time per request (utime + stime from
+/proc), its RSS, and the usage-log rows written (which must equal the requests sent).
+Prints one JSON document with the machine's details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = [
+    "Write a Python function to merge sort an array",
+    "Classify this tweet as positive or negative: I love it",
+    "Translate 'good morning' to French",
+    "What is the capital of France?",
+    "Explain why the sky is blue step by step",
+    "Summarize this article: the economy grew by two percent last quarter.",
+]
+
+
+# -- processes --------------------------------------------------------------------------------
+UPSTREAM_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.support.fake_upstream import FakeUpstream
+up = FakeUpstream().start()
+print(up.port, flush=True)
+sys.stdin.read()
+up.stop()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_upstream() -> tuple[subprocess.Popen, int]:
+    p = subprocess.Popen([sys.executable, "-c", UPSTREAM_SCRIPT.format(root=str(ROOT))], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=ROOT)
+    port = int(p.stdout.readline())
+    return p, port
+
+
+def start_gateway(upstream_port: int, db_url: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = dict(os.environ, BENCH_UPSTREAM_KEY="bench", HF_HUB_OFFLINE="1")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--base-url", f"http://127.0.0.1:{upstream_port}/v1", "--api-key-env", "BENCH_UPSTREAM_KEY",
+         "--usage-db", db_url, "--workers", "1"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return p, port
+        except OSError:
+            if p.poll() is not None:
+                raise RuntimeError("gateway exited: " + p.stderr.read().decode()[-2000:])
+            time.sleep(0.05)
+    raise RuntimeError("gateway did not start")
+
+
+def stop_group(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- a minimal keep-alive HTTP/1.1 client ------------------------------------------------------
+class Conn:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            await self._open()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer bench\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        if not status_line:  # the server closed an idle connection: reconnect once
+            await self._open()
+            self.writer.write(head + body)
+            status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if "content-length" in headers:
+            data = await self.reader.readexactly(int(headers["content-length"]))
+        else:  # chunked
+            parts = []
+            while True:
+                size = int((await self.reader.readline()).strip(), 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            data = b"".join(parts)
+        if headers.get("connection", "").lower() == "close":
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, headers, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def run_level(port: int, model: str, concurrency: int, n: int) -> dict:
+    bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": p}]}).encode() for p in PROMPTS]
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        nonlocal errors
+        conn = Conn(port)
+        try:
+            for i in counter:
+                t = time.perf_counter()
+                status, _, _ = await conn.request("POST", "/v1/chat/completions", bodies[i % len(bodies)])
+                latencies.append((time.perf_counter() - t) * 1000.0)
+                errors += status != 200
+        finally:
+            conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    wall = time.perf_counter() - t0
+    latencies.sort()
+    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"requests": len(latencies), "errors": errors, "p50_ms": round(pct(0.50), 3),
+            "p99_ms": round(pct(0.99), 3), "rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 3)}
+
+
+async def logged_rows(port: int) -> int:
+    conn = Conn(port)
+    try:
+        status, _, data = await conn.request("GET", "/v1/stats")  # flushes the usage log first
+        assert status == 200, data
+        return int(json.loads(data)["requests"])
+    finally:
+        conn.close()
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    from importlib.metadata import version
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "python": platform.python_version(),
+            "os": platform.platform(), "fastapi": version("fastapi"), "uvicorn": version("uvicorn"),
+            "openai": version("openai")}
+
+
+async def amain(args: argparse.Namespace) -> dict:
+    levels = [int(x) for x in args.levels.split(",")]
+    counts = [int(x) for x in args.requests.split(",")]
+    if len(counts) != len(levels):
+        raise SystemExit("--requests needs one count per level")
+    tmp = tempfile.mkdtemp(prefix="bench_gateway_")
+    db_url = f"sqlite:///{tmp}/usage.db"
+    up_proc, up_port = start_upstream()
+    gw_proc = None
+    try:
+        gw_proc, gw_port = start_gateway(up_port, db_url)
+        for model in ("gpt-4o-mini", "auto"):  # warm up both paths (imports, pools, routing)
+            await run_level(gw_port, model, 4, 100)
+        await run_level(up_port, "gpt-4o-mini", 4, 100)
+        base_rows = await logged_rows(gw_port)
+        results = []
+        for conc, n in zip(levels, counts):
+            direct = await run_level(up_port, "gpt-4o-mini", conc, n)
+            row = {"concurrency": conc, "direct": direct}
+            for model in ("gpt-4o-mini", "auto"):
+                cpu0, t0 = proc_cpu_s(gw_proc.pid), time.perf_counter()
+                res = await run_level(gw_port, model, conc, n)
+                cpu = proc_cpu_s(gw_proc.pid) - cpu0
+                rows = await logged_rows(gw_port)
+                res.update({
+                    "added_p50_ms": round(res["p50_ms"] - direct["p50_ms"], 3),
+                    "added_p99_ms": round(res["p99_ms"] - direct["p99_ms"], 3),
+                    "gateway_cpu_ms_per_request": round(1000.0 * cpu / max(res["requests"], 1), 3),
+                    "gateway_rss_mib": round(proc_rss_mib(gw_proc.pid), 1),
+                    "log_rows_written": rows - base_rows,
+                    "log_rows_equal_requests": rows - base_rows == res["requests"],
+                })
+                base_rows = rows
+                row["pass_through" if model != "auto" else "auto"] = res
+            results.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1,
+                "pass_through_model": "gpt-4o-mini", "load_client": "asyncio raw HTTP/1.1 keep-alive",
+                "results": results, "machine": machine()}
+    finally:
+        if gw_proc is not None:
+            stop_group(gw_proc)
+        try:
+            up_proc.stdin.close()
+        except OSError:
+            pass
+        stop_group(up_proc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--levels", default="1,32,128")
+    ap.add_argument("--requests", default="500,1000,2000")
+    args = ap.parse_args()
+    print(json.dumps(asyncio.run(amain(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
