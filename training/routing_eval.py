@@ -95,10 +95,16 @@ def route_gap(pred_q: np.ndarray, pred_c: np.ndarray, gap: float) -> np.ndarray:
 
 def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
                  knobs: Sequence[float] | None = None) -> list[dict[str, float]]:
-    """Realised (mean cost, mean quality) at each knob value."""
+    """Realised (mean cost, mean quality) at each knob value (default: a fixed grid plus the
+    quantiles of the predictions, so a router whose predictions cluster is still traced)."""
     rows = np.arange(len(true_q))
     out = []
-    for k in knobs if knobs is not None else (THRESHOLDS if mode == "threshold" else GAPS):
+    if knobs is None:  # a fixed grid plus the predictions' own quantiles, so every regime is traced
+        if mode == "threshold":
+            knobs = np.union1d(THRESHOLDS, np.quantile(pred_q, np.linspace(0, 1, 101)))
+        else:
+            knobs = np.union1d(GAPS, np.quantile(pred_q.max(1, keepdims=True) - pred_q, np.linspace(0, 1, 101)))
+    for k in knobs:
         choice = route_threshold(pred_q, pred_c, k) if mode == "threshold" else route_gap(pred_q, pred_c, k)
         out.append({"knob": float(k), "cost": float(true_c[rows, choice].mean()),
                     "quality": float(true_q[rows, choice].mean())})
