@@ -134,6 +134,9 @@ class USEEmbedder:
         if len(texts) == 0:
             return np.zeros((0, 512), dtype=np.float32)
         use = self._load()
+        # One BLAS thread for small batches: with two, OpenBLAS's spinning workers keep the
+        # cores busy after the call and slow the next torch forward pass (MiniLM) by ~2x.
+        use._model.threads = 1 if len(texts) < 16 else self.threads
         clipped = [clip_text(t) for t in texts]
         chunks = range(0, len(clipped), self.batch_size)
         if show_progress:

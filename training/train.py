@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
     say(f"embedding {len(uniq)} outcome prompts ...")
-    X = featurize(body, uniq.prompt.tolist(), show_progress=say is not None)
+    X = featurize(body, uniq.prompt.tolist(), show_progress=sys.stderr.isatty())
     tasks = clf.predict_features(X, uniq.prompt.tolist())
     Z = quality_features(X, tasks)
     C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
@@ -99,7 +100,7 @@ def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
     say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')}) ...")
-    X = featurize(body, ds.prompts, show_progress=progress is not None)
+    X = featurize(body, ds.prompts, show_progress=progress is not None and sys.stderr.isatty())
     t_embed = time.perf_counter() - t
     say(f"embedded in {t_embed:.1f}s")
     t = time.perf_counter()
