@@ -102,8 +102,6 @@ def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
 
 
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
-    import numpy as np  # noqa: F401
-
     from router.classifier import featurize
     from router.embeddings import make_embedder, with_cache
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from pathlib import Path
 
 from router.config import PROJECT_ROOT
 from router.errors import DataError
+
+from .jsonl import iter_objects
 from router.taxonomy import TEXT_TASK_TYPES
 
 __all__ = [
@@ -87,19 +88,12 @@ def load_overrides(paths: Iterable[str | Path]) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in paths:
         path = Path(p)
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON ({exc.msg})", path=str(path), line=line_no) from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-                    raise DataError("review row needs a string 'id'", path=str(path), line=line_no)
-                if obj.get("task") not in TEXT_TASK_TYPES:
-                    raise DataError(f"unknown task label {obj.get('task')!r}", path=str(path), line=line_no)
-                out[obj["id"]] = obj["task"]
+        for line_no, obj in iter_objects(path, "review file"):
+            if not isinstance(obj.get("id"), str):
+                raise DataError("review row needs a string 'id'", path=str(path), line=line_no)
+            if obj.get("task") not in TEXT_TASK_TYPES:
+                raise DataError(f"unknown task label {obj.get('task')!r}", path=str(path), line=line_no)
+            out[obj["id"]] = obj["task"]
     return out
 
 
@@ -122,47 +116,36 @@ def load_labelled(
     seen: set[tuple[str, str]] = set()
     for p in paths:
         path = Path(p)
-        if not path.is_file():
-            raise DataError("no such data file", path=str(path))
         n = 0
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON ({exc.msg})", path=str(path), line=line_no) from None
-                if not isinstance(obj, dict):
-                    raise DataError("row must be a JSON object", path=str(path), line=line_no)
-                prompt = obj.get("prompt")
-                if prompt is None:
-                    raise DataError("missing 'prompt'", path=str(path), line=line_no)
-                if not isinstance(prompt, str) or not prompt.strip():
-                    raise DataError("'prompt' is empty or not a string", path=str(path), line=line_no)
-                task = obj.get("task")
-                row_id = str(obj.get("id", f"{path.stem}:{line_no}"))
-                reviewed = row_id in overrides
-                if reviewed:
-                    task = overrides[row_id]
-                if task not in TEXT_TASK_TYPES:
-                    raise DataError(f"unknown task label {task!r}; known: {list(TEXT_TASK_TYPES)}",
-                                    path=str(path), line=line_no)
-                diff = obj.get("difficulty")
-                if diff is not None and diff not in DIFFICULTY_SCORES:
-                    raise DataError(f"unknown difficulty {diff!r}; known: {list(DIFFICULTY_SCORES)}",
-                                    path=str(path), line=line_no)
-                key = (prompt, task)
-                n += 1
-                if key in seen:
-                    continue
-                seen.add(key)
-                low = obj.get("label_confidence") == "low" and not reviewed
-                weight = low_confidence_weight if low else 1.0
-                rows.append(LabelledPrompt(
-                    prompt=prompt, task=task, source=str(obj.get("source") or path.stem), difficulty=diff,
-                    weight=weight, id=row_id, lang=obj.get("lang"),
-                ))
+        for line_no, obj in iter_objects(path):
+            prompt = obj.get("prompt")
+            if prompt is None:
+                raise DataError("missing 'prompt'", path=str(path), line=line_no)
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise DataError("'prompt' is empty or not a string", path=str(path), line=line_no)
+            task = obj.get("task")
+            row_id = str(obj.get("id", f"{path.stem}:{line_no}"))
+            reviewed = row_id in overrides
+            if reviewed:
+                task = overrides[row_id]
+            if task not in TEXT_TASK_TYPES:
+                raise DataError(f"unknown task label {task!r}; known: {list(TEXT_TASK_TYPES)}",
+                                path=str(path), line=line_no)
+            diff = obj.get("difficulty")
+            if diff is not None and diff not in DIFFICULTY_SCORES:
+                raise DataError(f"unknown difficulty {diff!r}; known: {list(DIFFICULTY_SCORES)}",
+                                path=str(path), line=line_no)
+            key = (prompt, task)
+            n += 1
+            if key in seen:
+                continue
+            seen.add(key)
+            low = obj.get("label_confidence") == "low" and not reviewed
+            weight = low_confidence_weight if low else 1.0
+            rows.append(LabelledPrompt(
+                prompt=prompt, task=task, source=str(obj.get("source") or path.stem), difficulty=diff,
+                weight=weight, id=row_id, lang=obj.get("lang"),
+            ))
         files.append({"path": str(path), "rows": n, "sha256": _file_hash(path)})
     if not rows:
         raise DataError("the training set is empty", path=", ".join(str(p) for p in paths) or "(no files)")

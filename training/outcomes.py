@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import json
 import math
 import re
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from router.errors import DataError
+
+from .jsonl import iter_objects
 
 __all__ = [
     "COLUMNS",
@@ -156,35 +157,24 @@ def read_routellm(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES
 
 def read_outcomes_jsonl(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
     path = Path(path)
-    if not path.is_file():
-        raise DataError("no such outcome file", path=str(path))
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON ({exc.msg})", path=str(path), line=line_no) from None
-            if not isinstance(obj, dict):
-                raise DataError("row must be a JSON object", path=str(path), line=line_no)
-            for key in ("prompt_id", "prompt", "model", "score"):
-                if obj.get(key) in (None, ""):
-                    raise DataError(f"missing {key!r}", path=str(path), line=line_no)
-            s = obj["score"]
-            if isinstance(s, bool):
-                s = float(s)
-            if not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
-                raise DataError(f"score {s!r} is not a number in [0, 1]", path=str(path), line=line_no)
-            nums = []
-            for key in ("cost", "prompt_tokens", "completion_tokens"):
-                v = obj.get(key)
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
-                    raise DataError(f"{key} {v!r} must be a non-negative number", path=str(path), line=line_no)
-                nums.append(math.nan if v is None else float(v))
-            rows.append((str(obj["prompt_id"]), str(obj["prompt"]), aliases.get(obj["model"], obj["model"]),
-                         float(s), *nums, str(obj.get("source") or path.stem)))
+    for line_no, obj in iter_objects(path, "outcome file"):
+        for key in ("prompt_id", "prompt", "model", "score"):
+            if obj.get(key) in (None, ""):
+                raise DataError(f"missing {key!r}", path=str(path), line=line_no)
+        s = obj["score"]
+        if isinstance(s, bool):
+            s = float(s)
+        if not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
+            raise DataError(f"score {s!r} is not a number in [0, 1]", path=str(path), line=line_no)
+        nums = []
+        for key in ("cost", "prompt_tokens", "completion_tokens"):
+            v = obj.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise DataError(f"{key} {v!r} must be a non-negative number", path=str(path), line=line_no)
+            nums.append(math.nan if v is None else float(v))
+        rows.append((str(obj["prompt_id"]), str(obj["prompt"]), aliases.get(obj["model"], obj["model"]),
+                     float(s), *nums, str(obj.get("source") or path.stem)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
