@@ -44,6 +44,8 @@ REAL_COLLECTIONS = (
     "own_en_work",
     "own_en_instruct",
     "own_en_arena",
+    "own_en_tasks",
+    "own_en_boundaries",
     "own_multilingual",
     "own_multilingual_2",
     "own_multilingual_3",
