@@ -153,3 +153,23 @@ def test_bad_inputs(tmp_path, capsys):
     assert not (tmp_path / "x").exists()  # failed before training: nothing written
     assert main(["train", "--out", str(tmp_path / "y"), "--data", str(tmp_path / "missing.jsonl"), "--no-track"]) == 1
     assert "no such data file" in capsys.readouterr().err
+
+
+def test_failed_registration_leaves_no_version_behind(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from router import ModelCatalog
+    from training import tracking
+
+    settings = tracking.load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/m.db", gate_rows()))
+    router = Router.default(ModelCatalog.load())
+
+    def broken(self, *a, **k):
+        raise RuntimeError("alias service down")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", broken)
+    with pytest.raises(TrackingError, match="alias service down"):
+        tracking.log_training(settings, router, params={}, data_files=[], metrics={})
+    monkeypatch.undo()
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    assert client.search_model_versions("name='r-test'") == []
