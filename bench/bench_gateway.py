@@ -84,6 +84,40 @@ def start_gateway(upstream_port: int, db_url: str) -> tuple[subprocess.Popen, in
     raise RuntimeError("gateway did not start")
 
 
+LITELLM_CONFIG = """model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:{upstream}/v1
+      api_key: bench
+litellm_settings:
+  telemetry: false
+  set_verbose: false
+"""
+
+
+def start_litellm(binary: str, upstream_port: int, tmp: str) -> tuple[subprocess.Popen, int]:
+    """LiteLLM's proxy (a separate install; logging off, 1 worker) in front of the same upstream."""
+    port = free_port()
+    cfg = Path(tmp) / "litellm.yaml"
+    cfg.write_text(LITELLM_CONFIG.format(upstream=upstream_port))
+    env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False", DISABLE_SCHEMA_UPDATE="true",
+               LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY="true")  # loopback-only benchmark
+    p = subprocess.Popen([binary, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+                          "--num_workers", "1"], env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return p, port
+        except OSError:
+            if p.poll() is not None:
+                raise RuntimeError("litellm exited: " + p.stderr.read().decode()[-2000:])
+            time.sleep(0.2)
+    raise RuntimeError("litellm did not start")
+
+
 def stop_group(p: subprocess.Popen) -> None:
     try:
         os.killpg(p.pid, signal.SIGTERM)
@@ -252,6 +286,25 @@ async def amain(args: argparse.Namespace) -> dict:
                 row["pass_through" if model != "auto" else "auto"] = res
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.litellm:  # same upstream, same load client, same levels
+            stop_group(gw_proc)
+            gw_proc = None
+            ll_proc, ll_port = start_litellm(args.litellm, up_port, tmp)
+            try:
+                await run_level(ll_port, "gpt-4o-mini", 4, 100)
+                for row, (conc, n) in zip(results, zip(levels, counts)):
+                    cpu0 = proc_cpu_s(ll_proc.pid)
+                    res = await run_level(ll_port, "gpt-4o-mini", conc, n)
+                    cpu = proc_cpu_s(ll_proc.pid) - cpu0
+                    res.update({"added_p50_ms": round(res["p50_ms"] - row["direct"]["p50_ms"], 3),
+                                "added_p99_ms": round(res["p99_ms"] - row["direct"]["p99_ms"], 3),
+                                "cpu_ms_per_request": round(1000.0 * cpu / max(res["requests"], 1), 3),
+                                "rss_mib": round(proc_rss_mib(ll_proc.pid), 1),
+                                "router_rps_ratio": round(row["pass_through"]["rps"] / max(res["rps"], 1e-9), 2)})
+                    row["litellm_pass_through"] = res
+                    print(json.dumps({"concurrency": conc, "litellm": res}), file=sys.stderr, flush=True)
+            finally:
+                stop_group(ll_proc)
         return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1,
                 "pass_through_model": "gpt-4o-mini", "load_client": "asyncio raw HTTP/1.1 keep-alive",
                 "results": results, "machine": machine()}
@@ -269,6 +322,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="1,32,128")
     ap.add_argument("--requests", default="500,1000,2000")
+    ap.add_argument("--litellm", help="path to a `litellm` proxy executable to measure on the same upstream")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(amain(args)), indent=2))
 
