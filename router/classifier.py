@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._pickles import dump_pickle, load_pickle
 from .embeddings import Embedder, make_embedder
 from .errors import ArtifactError
 from .features import FEATURE_NAMES, prompt_features
@@ -96,14 +97,9 @@ class LearnedTaskClassifier:
 
     # -- persistence ----------------------------------------------------------------------
     def save_state(self, folder: Path) -> dict[str, Any]:
-        import joblib
-
-        folder.mkdir(parents=True, exist_ok=True)
-        files = ["head.joblib"]
-        joblib.dump(self.head, folder / "head.joblib")
+        files = [dump_pickle(self.head, folder / "head.joblib")]
         if self.complexity_head is not None:
-            joblib.dump(self.complexity_head, folder / "complexity.joblib")
-            files.append("complexity.joblib")
+            files.append(dump_pickle(self.complexity_head, folder / "complexity.joblib"))
         config = {
             "type": self.kind,
             "embedder": self.embedder.to_config(),
@@ -120,8 +116,6 @@ class LearnedTaskClassifier:
 def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
                     embedder: Embedder | None = None) -> LearnedTaskClassifier:
     """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``."""
-    import joblib
-
     if list(config.get("features", [])) != list(FEATURE_NAMES):
         raise ArtifactError(f"{folder}: saved with features {config.get('features')}, "
                             f"this version computes {list(FEATURE_NAMES)}; retrain the router")
@@ -129,19 +123,10 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
     if unknown:
         raise ArtifactError(f"{folder}: head predicts unknown task(s) {sorted(unknown)}")
 
-    def _load(name: str):
-        path = folder / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is missing")
-        try:
-            return joblib.load(path)
-        except Exception as exc:
-            raise ArtifactError(f"{path} is corrupt or unreadable ({type(exc).__name__}: {exc})") from None
-
-    head = _load("head.joblib")
+    head = load_pickle(folder / "head.joblib")
     if not hasattr(head, "predict_proba") or [str(c) for c in head.classes_] != list(config["classes"]):
         raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
-    complexity = _load("complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
+    complexity = load_pickle(folder / "complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
     return LearnedTaskClassifier(
         embedder if embedder is not None else make_embedder(config["embedder"]),
         head,

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._pickles import dump_pickle, load_pickle
 from .catalog import ModelCatalog
 from .errors import ArtifactError
 from .features import FEATURE_NAMES
@@ -63,26 +64,6 @@ def cost_features(prompt_tokens: Sequence[int], X: np.ndarray, tasks: Sequence[T
     return np.hstack([tok, task_posterior(tasks), X[:, -len(FEATURE_NAMES):]]).astype(np.float32)
 
 
-def _dump(folder: Path, name: str, obj: Any) -> str:
-    import joblib
-
-    folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(obj, folder / name)
-    return name
-
-
-def _load(folder: Path, name: str) -> Any:
-    import joblib
-
-    path = folder / name
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing")
-    try:
-        return joblib.load(path)
-    except Exception as exc:
-        raise ArtifactError(f"{path} is corrupt or unreadable ({type(exc).__name__}: {exc})") from None
-
-
 class LearnedQualityModel:
     """Per-model heads with shrinkage to the catalog prior (see module docstring).
 
@@ -121,7 +102,8 @@ class LearnedQualityModel:
         return out
 
     def save_state(self, folder: Path) -> dict[str, Any]:
-        files = {m: _dump(folder, f"quality_{i}.joblib", h) for i, (m, h) in enumerate(self.heads.items())}
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {m: dump_pickle(h, folder / f"quality_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "counts": self.counts, "shrinkage": self.shrinkage,
                "metadata": self.metadata}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -162,7 +144,8 @@ class LearnedCostModel:
         return out
 
     def save_state(self, folder: Path) -> dict[str, Any]:
-        files = {m: _dump(folder, f"cost_{i}.joblib", h) for i, (m, h) in enumerate(self.heads.items())}
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {m: dump_pickle(h, folder / f"cost_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "metadata": self.metadata,
                "output_tokens": self._fallback.output_tokens}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -177,12 +160,12 @@ def _check_models(cfg: Mapping[str, Any], catalog: ModelCatalog, folder: Path) -
 
 def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedQualityModel:
     _check_models(cfg, catalog, folder)
-    heads = {m: _load(folder, f) for m, f in cfg.get("files", {}).items()}
+    heads = {m: load_pickle(folder / f) for m, f in cfg.get("files", {}).items()}
     return LearnedQualityModel(catalog, heads, cfg.get("counts", {}), float(cfg.get("shrinkage", 50.0)),
                                cfg.get("metadata"))
 
 
 def load_cost_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedCostModel:
     _check_models(cfg, catalog, folder)
-    heads = {m: _load(folder, f) for m, f in cfg.get("files", {}).items()}
+    heads = {m: load_pickle(folder / f) for m, f in cfg.get("files", {}).items()}
     return LearnedCostModel(catalog, heads, cfg.get("metadata"), cfg.get("output_tokens"))
