@@ -215,16 +215,16 @@ def fit_task_classifier(
     say(f"fitted in {time.perf_counter() - t:.1f}s")
     if threshold is None:
         say("calibrating the confidence gate (leave-source-out) ...")
-        fold_factory = factory
-        if hasattr(fitted, "warm_start"):
+        def warm_from_full_fit():
             # The loss is convex: starting each fold from the full fit reaches the same optimum
             # in a fraction of the iterations.
-            def fold_factory():
-                import copy
+            import copy
 
-                head_ = copy.deepcopy(fitted)
-                head_.set_params(warm_start=True)
-                return head_
+            head_ = copy.deepcopy(fitted)
+            head_.set_params(warm_start=True)
+            return head_
+
+        fold_factory = warm_from_full_fit if hasattr(fitted, "warm_start") else factory
         res = leave_source_out(ds, X, fold_factory, weight_power=weight_power, progress=progress)
         if len(res.index):
             regex = np.array([p.task for p in RegexTaskClassifier().predict([ds.rows[i].prompt for i in res.index])])

@@ -10,54 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
 import openai
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from router import Router, RoutedClient  # noqa: E402
-from router.client import (  # noqa: E402
+from router import RoutedClient
+from router.client import (
     AsyncRoutedClient,
     EscalationPolicy,
     RetryPolicy,
     code_placeholder,
     reasoning_uncertainty,
 )
-from router.errors import InvalidRequestError, UnknownModelError, UpstreamError  # noqa: E402
-from router.usage import UsageStore  # noqa: E402
-from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+from router.errors import InvalidRequestError, UnknownModelError, UpstreamError
+from router.usage import UsageStore
+from tests.support.chat import CODE, FAST, HELLO, LONG
+from tests.support.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
-CODE = [{"role": "user", "content": "Write a Python function to merge sort an array"}]
-HELLO = [{"role": "user", "content": "hello there my friend"}]
-LONG = [{"role": "user", "content": "Write a Python function that sorts a list of integers quickly"}]
-FAST = RetryPolicy(base_delay=0.01, max_delay=0.02)
-
-
-@pytest.fixture(scope="module")
-def router_():
-    return Router.default()
 
 
 @pytest.fixture(scope="module")
 def upstream():
     with FakeUpstream() as up:
         yield up
-
-
-@pytest.fixture
-def up(upstream):
-    upstream.reset()
-    upstream.clear_replies()
-    yield upstream
-    upstream.reset()
-    upstream.clear_replies()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ FakeUpstream on loopback; routing is ``Router.default()``.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,44 +17,23 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from router import Router, RoutedClient  # noqa: E402
-from router.cli import main as cli_main  # noqa: E402
-from router.client import RetryPolicy  # noqa: E402
-from router.gateway import create_app  # noqa: E402
-from router.usage import UsageStore  # noqa: E402
-from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+from router import RoutedClient
+from router.cli import main as cli_main
+from router.client import RetryPolicy
+from router.gateway import create_app
+from router.usage import UsageStore
+from tests.support.chat import CODE, FAST, HELLO, LONG
+from tests.support.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
 KEY = "gw-test-key"
-CODE = [{"role": "user", "content": "Write a Python function to merge sort an array"}]
-HELLO = [{"role": "user", "content": "hello there my friend"}]
-LONG = [{"role": "user", "content": "Write a Python function that sorts a list of integers quickly"}]
-FAST = RetryPolicy(base_delay=0.01, max_delay=0.02)
-
-
-@pytest.fixture(scope="module")
-def router_():
-    return Router.default()
 
 
 @pytest.fixture(scope="module")
 def upstream():
     with FakeUpstream(api_key="upstream-key") as up:
         yield up
-
-
-@pytest.fixture
-def up(upstream):
-    upstream.reset()
-    upstream.clear_replies()
-    yield upstream
-    upstream.reset()
-    upstream.clear_replies()
 
 
 @pytest.fixture(scope="module")
