@@ -270,7 +270,7 @@ async def amain(args: argparse.Namespace) -> dict:
             direct = await run_level(up_port, "gpt-4o-mini", conc, n)
             row = {"concurrency": conc, "direct": direct}
             for model in ("gpt-4o-mini", "auto"):
-                cpu0, t0 = proc_cpu_s(gw_proc.pid), time.perf_counter()
+                cpu0 = proc_cpu_s(gw_proc.pid)
                 res = await run_level(gw_port, model, conc, n)
                 cpu = proc_cpu_s(gw_proc.pid) - cpu0
                 rows = await logged_rows(gw_port)
