@@ -249,6 +249,7 @@ class _State:
     caller_usage: bool  # the caller asked for the usage chunk
     timeout: Any
     client_tag: str | None
+    raw: bool = False  # the gateway's fast path: non-streaming answers as _RawCompletion
     t0: float = field(default_factory=time.perf_counter)
     created_at: float = field(default_factory=time.time)
     decision: Any = None
@@ -271,6 +272,41 @@ class _Call:
     params: dict[str, Any]
     stream: bool
     timeout: Any
+    raw: bool = False
+
+
+class _RawCompletion:
+    """A non-streaming answer kept as the provider's JSON (the gateway's path): ``data`` is the
+    parsed object, ``body`` the bytes to send back, ``router`` the routing metadata."""
+
+    __slots__ = ("data", "body", "router")
+
+    def __init__(self, data: dict[str, Any], body: bytes):
+        self.data, self.body = data, body
+        self.router: dict[str, Any] | None = None
+
+    def json_bytes(self) -> bytes:
+        """The answer as JSON (what ``model_dump_json(exclude_unset=True, exclude={"router"})`` gives)."""
+        if "router" in self.data:
+            return json.dumps({k: v for k, v in self.data.items() if k != "router"}, ensure_ascii=False).encode()
+        return self.body
+
+
+class _RawTarget:
+    """What the raw path needs of a built ``openai.AsyncOpenAI``: its HTTP client, URL, headers."""
+
+    __slots__ = ("sdk", "http", "url", "headers")
+
+    def __init__(self, sdk: Any):
+        self.sdk = sdk
+        self.http = sdk._client
+        self.url = str(sdk.base_url).rstrip("/") + "/chat/completions"
+        hdrs: dict[str, str] = {}
+        for k, v in {**sdk.auth_headers, **sdk.default_headers}.items():
+            if isinstance(v, str):
+                hdrs[k] = v
+        hdrs["x-stainless-retry-count"] = "0"
+        self.headers = hdrs
 
 
 @dataclass
@@ -407,6 +443,12 @@ def _strip_images(messages: Sequence[Any]) -> list[Any]:
 
 
 def _response_text(response: Any) -> str:
+    if isinstance(response, _RawCompletion):
+        try:
+            return "\n".join((c["message"].get("content") or "") for c in response.data["choices"]
+                             if c.get("message") is not None)
+        except Exception:
+            return ""
     try:
         return "\n".join(c.message.content or "" for c in response.choices if c.message is not None)
     except Exception:
@@ -515,6 +557,33 @@ class _Core:
                                                         timeout=self.timeout))
         return c
 
+    def raw_target(self, client: Any) -> _RawTarget | None:
+        """The raw path's target for an async SDK client (None: use the SDK)."""
+        loop = asyncio.get_running_loop()
+        cache = self._async.get(loop)
+        ck = ("raw", id(client))
+        t = cache.get(ck) if cache is not None else None
+        if t is not None and t.sdk is client:
+            return t
+        import openai
+
+        try:
+            # only a plain API-key client: key providers, provider runtimes, workload identity,
+            # custom auth or default query parameters keep the SDK's request machinery
+            ok = (type(client) is openai.AsyncOpenAI and not client._custom_query
+                  and getattr(client, "_provider_runtime", None) is None
+                  and getattr(client, "_api_key_provider", None) is None
+                  and getattr(client, "workload_identity", None) is None
+                  and isinstance(client.api_key, str) and bool(client.auth_headers)
+                  and client.custom_auth is None and hasattr(client._client, "send")
+                  and callable(getattr(client, "_make_status_error_from_response", None)))
+            t = _RawTarget(client) if ok else None
+        except Exception:
+            t = None
+        if t is not None and cache is not None:
+            cache[ck] = t
+        return t
+
     def close_sync(self) -> None:
         with self._lock:
             built = [c for k, c in self._sync.items() if k[0] != "injected"]
@@ -533,7 +602,7 @@ class _Core:
         with self._lock:
             cache = self._async.pop(loop, {})
         for k, c in cache.items():
-            if k[0] != "injected":
+            if k[0] not in ("injected", "raw"):
                 try:
                     await c.close()
                 except Exception:
@@ -688,7 +757,7 @@ class _Core:
         params, notes = self.adapt(st, model)
         retry = self.retry
         for attempt in range(1, retry.max_attempts + 1):
-            res: _Result = yield _Call(model, params, st.stream, st.timeout)
+            res: _Result = yield _Call(model, params, st.stream, st.timeout, st.raw)
             entry: dict[str, Any] = {"model": model, "attempt": attempt, "latency_ms": round(res.latency_ms, 2)}
             if notes:
                 entry["adapted"] = list(notes)
@@ -803,6 +872,11 @@ class _Core:
         return self.error(st, last_model, msg)
 
     def tokens(self, st: _State, response: Any) -> tuple[int, int]:
+        if isinstance(response, _RawCompletion):
+            u = response.data.get("usage")
+            if isinstance(u, Mapping) and u.get("prompt_tokens") is not None:
+                return int(u["prompt_tokens"] or 0), int(u.get("completion_tokens") or 0)
+            return st.parsed.prompt_tokens, estimate_tokens(_response_text(response))
         u = getattr(response, "usage", None)
         if u is not None and getattr(u, "prompt_tokens", None) is not None:
             return int(u.prompt_tokens or 0), int(u.completion_tokens or 0)
@@ -1045,6 +1119,52 @@ async def _async_stream(opened: _Opened, tally: _Tally) -> AsyncIterator[Any]:
         tally.finish(status, error)
 
 
+# -- the gateway's raw path -----------------------------------------------------------------
+def _raw_body(params: Mapping[str, Any]) -> bytes:
+    extra = params.get("extra_body")
+    if extra:
+        body = {k: v for k, v in params.items() if k != "extra_body"}
+        body.update(extra)
+    elif "extra_body" in params:
+        body = {k: v for k, v in params.items() if k != "extra_body"}
+    else:
+        body = params
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def _raw_post(target: _RawTarget, call: _Call) -> _RawCompletion:
+    """POST a non-streaming chat completion with the SDK client's own HTTP client, raising the
+    SDK's exception types (``APITimeoutError``, ``APIConnectionError``, ``APIStatusError`` and
+    subclasses, ``json.JSONDecodeError``) so :func:`_classify` treats failures exactly as on the
+    SDK path."""
+    import openai
+
+    content = _raw_body(call.params)
+    timeout = call.timeout
+    headers = target.headers
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        headers = {**headers, "x-stainless-read-timeout": str(float(timeout))}
+    http = target.http
+    request = http.build_request("POST", target.url, content=content, headers=headers, timeout=timeout)
+    try:
+        response = await http.send(request)
+    except openai.OpenAIError:
+        raise
+    except Exception as exc:
+        import httpx2
+
+        if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
+            raise openai.APITimeoutError(request=request) from exc
+        raise openai.APIConnectionError(request=request) from exc
+    if not 200 <= response.status_code < 300:  # what the SDK's raise_for_status turns into errors
+        raise target.sdk._make_status_error_from_response(response)
+    body = response.content
+    data = json.loads(body)  # json.JSONDecodeError: malformed
+    if not isinstance(data, dict):
+        raise json.JSONDecodeError("expected a JSON object", body.decode("utf-8", "replace")[:100], 0)
+    return _RawCompletion(data, body)
+
+
 # -- the SDK-shaped surface -----------------------------------------------------------------
 class _Completions:
     def __init__(self, create: Callable[..., Any]):
@@ -1225,9 +1345,13 @@ class AsyncRoutedClient(_Base):
         await self.aclose()
 
     async def _create(self, kwargs: Mapping[str, Any], *, request_id: str | None = None,
-                      client_tag: str | None = None) -> Any:
+                      client_tag: str | None = None, raw: bool = False) -> Any:
+        """``raw`` (the gateway's path): a non-streaming answer comes back as a ``_RawCompletion``
+        (the provider's JSON, with ``.router``) rather than an SDK ``ChatCompletion``."""
         core = self._core
         st = core.start(kwargs, request_id, client_tag)
+        if raw and not st.stream:
+            st.raw = True
         try:
             decision = None
             if st.auto:
@@ -1263,6 +1387,11 @@ class AsyncRoutedClient(_Base):
         stream = None
         try:
             client = self._core.async_client(call.model)
+            if call.raw:
+                target = self._core.raw_target(client)
+                if target is not None:
+                    out = await _raw_post(target, call)
+                    return _Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
             out = await client.chat.completions.create(**call.params, timeout=call.timeout)
             if call.stream:
                 stream = out

@@ -55,7 +55,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
-from ..client import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient
+from ..client import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient, _RawCompletion
 from ..errors import InvalidRequestError, UnknownModelError
 from .errors import error_response, map_exception
 
@@ -235,12 +235,15 @@ def create_app(
             tag = "user:" + body["user"][:200]
         rid = f"req_{uuid.uuid4().hex}"
         try:
-            result = await aclient._create(body, request_id=rid, client_tag=tag)
+            result = await aclient._create(body, request_id=rid, client_tag=tag, raw=True)
         except Exception as exc:
             return from_exception(exc, rid)
         meta = result.router
         if not body.get("stream"):
-            payload = result.model_dump_json(exclude_unset=True, exclude={"router"})
+            if isinstance(result, _RawCompletion):  # the provider's JSON, passed through
+                payload: Any = result.json_bytes()
+            else:
+                payload = result.model_dump_json(exclude_unset=True, exclude={"router"})
             return Response(payload, media_type=_JSON, headers=_router_headers(meta, meta.get("cost_usd")))
         return StreamingResponse(
             _sse(result), media_type="text/event-stream",

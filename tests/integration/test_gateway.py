@@ -433,3 +433,59 @@ def test_client_disconnect_mid_stream_is_logged_once(gateway, up, store):
         time.sleep(0.05)
         rows = new_rows(store, before)
     assert len(rows) == 1 and rows[0].status in ("ok", "cancelled") and rows[0].stream
+
+
+# ---- the gateway's raw (non-SDK) path -------------------------------------------------------
+
+
+def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
+    """The gateway's ``raw=True`` path sends the same request and gives the same answer, metadata
+    and log row as the SDK path library users get (which still returns SDK objects)."""
+    import asyncio
+
+    from router.client import AsyncRoutedClient
+    from router.client import _RawCompletion
+
+    store = UsageStore(f"sqlite:///{tmp_path}/raw.db")
+    client = AsyncRoutedClient(router_, base_url=up.base_url, api_key="upstream-key", usage=store, retry=FAST)
+    kw = dict(model="auto:budget", messages=CODE, temperature=0.2, max_tokens=50, seed=7, foo="bar",
+              extra_body={"baz": 1, "router": {"max_cost": 1.0}})
+
+    async def both():
+        try:
+            a = await client._create(dict(kw), request_id="req_sdk")
+            sent_a = up.requests[-1]
+            b = await client._create(dict(kw), request_id="req_raw", raw=True)
+            sent_b = up.requests[-1]
+            s = await client._create({**kw, "stream": True}, request_id="req_stream", raw=True)
+            chunks = [c async for c in s]
+            return a, sent_a, b, sent_b, s, chunks
+        finally:
+            await client.aclose()
+
+    a, sent_a, b, sent_b, s, chunks = asyncio.run(both())
+    try:
+        assert not isinstance(a, _RawCompletion) and a.choices[0].message.content
+        assert isinstance(b, _RawCompletion)
+        assert not isinstance(s, _RawCompletion) and chunks  # streams never take the raw path
+        assert sent_a["body"] == sent_b["body"] and sent_b["body"]["foo"] == "bar" and sent_b["body"]["baz"] == 1
+        ha = {k.lower(): v for k, v in sent_a["headers"].items()}
+        hb = {k.lower(): v for k, v in sent_b["headers"].items()}
+        assert hb["authorization"] == ha["authorization"] == "Bearer upstream-key"
+        assert hb["user-agent"] == ha["user-agent"]
+        ja, jb = json.loads(a.model_dump_json(exclude_unset=True, exclude={"router"})), json.loads(b.json_bytes())
+        assert set(ja) == set(jb) and jb["choices"] and jb["usage"]
+        assert {k: v for k, v in ja.items() if k not in ("id", "created")} == \
+               {k: v for k, v in jb.items() if k not in ("id", "created")}
+        skip = {"request_id", "latency_ms", "chain"}
+        assert {k: v for k, v in a.router.items() if k not in skip} == \
+               {k: v for k, v in b.router.items() if k not in skip}
+        assert [{k: v for k, v in e.items() if k != "latency_ms"} for e in a.router["chain"]] == \
+               [{k: v for k, v in e.items() if k != "latency_ms"} for e in b.router["chain"]]
+        assert store.flush(5.0)
+        rows = {r.request_id: r for r in store.records()}
+        ra, rb = rows["req_sdk"], rows["req_raw"]
+        for f in ("model", "task", "tier", "prompt_tokens", "completion_tokens", "cost_usd", "status", "prompt_hash"):
+            assert getattr(ra, f) == getattr(rb, f), f
+    finally:
+        store.close()
