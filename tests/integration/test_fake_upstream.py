@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import openai
 import pytest
 
-# `tests` is not on sys.path under a bare `pytest` (only under `python -m pytest`): add the repo root.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +24,6 @@ MSGS = [
 def upstream():
     with FakeUpstream() as up:
         yield up
-
-
-@pytest.fixture
-def up(upstream):
-    upstream.reset()
-    upstream.clear_replies()
-    yield upstream
-    upstream.reset()
-    upstream.clear_replies()
 
 
 @pytest.fixture

@@ -13,33 +13,11 @@ import sqlalchemy as sa
 
 from router import ModelCatalog
 from router.errors import ArtifactError
-from router.usage import UsageRecord, UsageStore, hash_prompt
+from router.usage import UsageStore
+from tests.support.usage_records import CATALOG, make_record
 
 pytestmark = pytest.mark.integration
 ENV = "ROUTER_TEST_POSTGRES_URL"
-CATALOG = {
-    "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "KEY"}},
-    "models": {
-        "cheap": {"pricing": {"input_per_1m": 0.1, "output_per_1m": 0.2}, "context_window": 8000,
-                  "max_output_tokens": 1000, "quality_priors": {"default": 0.6}},
-        "dear": {"pricing": {"input_per_1m": 10, "output_per_1m": 30}, "context_window": 8000,
-                 "max_output_tokens": 1000, "quality_priors": {"default": 0.9}},
-    },
-}
-
-
-def make_record(request_id="r1", **kw) -> UsageRecord:
-    prompt = kw.pop("prompt", "What is 2 + 2?")
-    base = dict(
-        request_id=request_id, created_at=1_700_000_000.123456, task="math", model="dear",
-        requested_model="auto:budget", tier="budget", predicted_quality=0.8125, prompt_tokens=12,
-        completion_tokens=34, cost_usd=0.00123, latency_ms=456.75, status="ok", error=None,
-        chain=[{"model": "cheap", "status": "error", "reason": "timeout", "latency_ms": 100.5},
-               {"model": "dear", "status": "ok", "reason": "fallback", "latency_ms": 356.25}],
-        escalated=True, stream=True, prompt=prompt, prompt_hash=hash_prompt(prompt), client="tests",
-    )
-    base.update(kw)
-    return UsageRecord(**base)
 
 
 @pytest.fixture
