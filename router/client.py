@@ -1181,7 +1181,24 @@ class _Chat:
 
 
 class _Base:
+    """What the sync and async clients share: construction and the read-only views.
+
+    ``sleep`` defaults to ``time.sleep`` (sync) or ``asyncio.sleep`` (async)."""
+
     _core: _Core
+    _default_sleep: Callable[[float], Any]
+
+    def __init__(self, router: Any, *, clients: Mapping[str, Any] | None = None,
+                 async_clients: Mapping[str, Any] | None = None, base_url: str | None = None,
+                 api_key: str | None = None, usage: Any = None, retry: RetryPolicy = RetryPolicy(),
+                 escalation: EscalationPolicy | None = EscalationPolicy(), timeout: float = 60.0,
+                 cooldown_s: float = 30.0, failure_threshold: int = 3,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None):
+        self._core = _Core(router, clients=clients, async_clients=async_clients, base_url=base_url,
+                           api_key=api_key, usage=usage, retry=retry, escalation=escalation, timeout=timeout,
+                           cooldown_s=cooldown_s, failure_threshold=failure_threshold, clock=clock)
+        self._sleep = sleep if sleep is not None else self._default_sleep
+        self.chat = _Chat(self._create)
 
     @property
     def router(self) -> Any:
@@ -1208,10 +1225,6 @@ class _Base:
         return self._core.health.snapshot()
 
 
-def _make_core(router: Any, kw: dict[str, Any]) -> _Core:
-    return _Core(router, **kw)
-
-
 class RoutedClient(_Base):
     """A synchronous, OpenAI-SDK-shaped client over the router; see :mod:`router.client`.
 
@@ -1221,19 +1234,8 @@ class RoutedClient(_Base):
     sets it too), or ``clients`` (model name -> ``openai.OpenAI``; ``"*"`` for any model).
     """
 
-    def __init__(self, router: Any, *, clients: Mapping[str, Any] | None = None,
-                 async_clients: Mapping[str, Any] | None = None, base_url: str | None = None,
-                 api_key: str | None = None, usage: Any = None, retry: RetryPolicy = RetryPolicy(),
-                 escalation: EscalationPolicy | None = EscalationPolicy(), timeout: float = 60.0,
-                 cooldown_s: float = 30.0, failure_threshold: int = 3,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep):
-        self._core = _make_core(router, dict(
-            clients=clients, async_clients=async_clients, base_url=base_url, api_key=api_key, usage=usage,
-            retry=retry, escalation=escalation, timeout=timeout, cooldown_s=cooldown_s,
-            failure_threshold=failure_threshold, clock=clock))
-        self._sleep = sleep
-        self.chat = _Chat(self._create)
-        self._aio: AsyncRoutedClient | None = None
+    _default_sleep = staticmethod(time.sleep)
+    _aio: AsyncRoutedClient | None = None
 
     @property
     def aio(self) -> AsyncRoutedClient:
@@ -1311,18 +1313,7 @@ class AsyncRoutedClient(_Base):
     """The ``async``/``await`` twin of :class:`RoutedClient` (same arguments; ``sleep`` is a
     coroutine function, ``asyncio.sleep`` by default; ``async_clients`` are ``openai.AsyncOpenAI``)."""
 
-    def __init__(self, router: Any, *, clients: Mapping[str, Any] | None = None,
-                 async_clients: Mapping[str, Any] | None = None, base_url: str | None = None,
-                 api_key: str | None = None, usage: Any = None, retry: RetryPolicy = RetryPolicy(),
-                 escalation: EscalationPolicy | None = EscalationPolicy(), timeout: float = 60.0,
-                 cooldown_s: float = 30.0, failure_threshold: int = 3,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = asyncio.sleep):
-        self._core = _make_core(router, dict(
-            clients=clients, async_clients=async_clients, base_url=base_url, api_key=api_key, usage=usage,
-            retry=retry, escalation=escalation, timeout=timeout, cooldown_s=cooldown_s,
-            failure_threshold=failure_threshold, clock=clock))
-        self._sleep = sleep
-        self.chat = _Chat(self._create)
+    _default_sleep = staticmethod(asyncio.sleep)
 
     @classmethod
     def _from_core(cls, core: _Core, sleep: Callable[[float], Any] = asyncio.sleep) -> AsyncRoutedClient:
