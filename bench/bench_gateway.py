@@ -57,6 +57,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(p: subprocess.Popen, port: int, name: str, *, timeout: float, poll: float) -> int:
+    """Wait until ``port`` accepts connections; fail with the process's stderr if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return port
+        except OSError:
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited: " + p.stderr.read().decode()[-2000:])
+            time.sleep(poll)
+    raise RuntimeError(f"{name} did not start")
+
+
 def start_upstream() -> tuple[subprocess.Popen, int]:
     p = subprocess.Popen([sys.executable, "-c", UPSTREAM_SCRIPT.format(root=str(ROOT))], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=ROOT)
@@ -72,16 +86,7 @@ def start_gateway(upstream_port: int, db_url: str) -> tuple[subprocess.Popen, in
          "--base-url", f"http://127.0.0.1:{upstream_port}/v1", "--api-key-env", "BENCH_UPSTREAM_KEY",
          "--usage-db", db_url, "--workers", "1"],
         cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return p, port
-        except OSError:
-            if p.poll() is not None:
-                raise RuntimeError("gateway exited: " + p.stderr.read().decode()[-2000:])
-            time.sleep(0.05)
-    raise RuntimeError("gateway did not start")
+    return p, wait_for_port(p, port, "gateway", timeout=30, poll=0.05)
 
 
 LITELLM_CONFIG = """model_list:
@@ -106,16 +111,7 @@ def start_litellm(binary: str, upstream_port: int, tmp: str) -> tuple[subprocess
     p = subprocess.Popen([binary, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
                           "--num_workers", "1"], env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return p, port
-        except OSError:
-            if p.poll() is not None:
-                raise RuntimeError("litellm exited: " + p.stderr.read().decode()[-2000:])
-            time.sleep(0.2)
-    raise RuntimeError("litellm did not start")
+    return p, wait_for_port(p, port, "litellm", timeout=120, poll=0.2)
 
 
 def stop_group(p: subprocess.Popen) -> None:
