@@ -49,6 +49,9 @@ REAL_COLLECTIONS = (
     "own_multilingual",
     "own_multilingual_2",
     "own_multilingual_3",
+    "own_en_selfinstruct",
+    "own_en_humanqa",
+    "own_multilingual_4",
 )
 
 HEADS = ("logreg", "knn", "mlp")
