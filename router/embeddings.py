@@ -215,6 +215,11 @@ class CachedEmbedder:
         return con
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        from .text_views import ViewsEmbedder
+
+        if isinstance(self.inner, ViewsEmbedder):  # cache the inner embedder's vectors of every view
+            return ViewsEmbedder(CachedEmbedder(self.inner.inner, self.path), self.inner.views).encode(
+                texts, show_progress=show_progress)
         if isinstance(self.inner, ConcatEmbedder):  # cache each part on its own, reusable alone
             return np.hstack([CachedEmbedder(p, self.path).encode(texts, show_progress=show_progress)
                               for p in self.inner.parts])
@@ -266,7 +271,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
     ``hashing``, ``minilm+use``, or a
-    sentence-transformers name or path."""
+    sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
+    embedded next to the whole text (:class:`router.text_views.ViewsEmbedder`)."""
     if isinstance(spec, dict):
         kind = spec.get("type")
         if kind == "sentence-transformers":
@@ -281,7 +287,20 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return HashingEmbedder(int(spec.get("n_features", 1024)))
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
+        if kind == "views":
+            from .text_views import ViewsEmbedder
+
+            if "inner" not in spec:
+                raise ArtifactError("views embedder config lacks 'inner'")
+            try:
+                return ViewsEmbedder(make_embedder(spec["inner"]), spec.get("views", ()))
+            except ValueError as e:
+                raise ArtifactError(str(e)) from None
         raise ArtifactError(f"unknown embedder type {kind!r}")
+    if spec.endswith("@views"):
+        from .text_views import ViewsEmbedder
+
+        return ViewsEmbedder(make_embedder(spec[: -len("@views")]))
     if "+" in spec:
         return ConcatEmbedder([make_embedder(s) for s in spec.split("+")])
     if spec in ("minilm", "default"):

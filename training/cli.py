@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .train import DEFAULT_EMBEDDER_SPEC
+
 __all__ = ["register"]
 
 
@@ -177,7 +179,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder to write the router to")
     p.add_argument("--data", nargs="+", help="labelled JSONL files (default: data/prompts + ../shared/data)")
     p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
-    p.add_argument("--embedder", default="minilm-onnx+use", help="minilm-onnx+use (default) | minilm+use (torch) | minilm | use | hashing | a sentence-transformers id/path")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC,
+                   help=f"{DEFAULT_EMBEDDER_SPEC} (default) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
+                        "hashing | a sentence-transformers id/path; '@views' adds first/last-sentence embeddings")
     p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"])
     p.add_argument("--C", type=float, default=1.0, help="logistic-regression inverse regularisation")
     p.add_argument("--threshold", type=float, help="confidence gate (default: calibrated)")
@@ -223,7 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Leave-source-out evaluation of the task classifier, regex on the same rows.")
     p.add_argument("--data", nargs="+")
     p.add_argument("--no-shared", action="store_true")
-    p.add_argument("--embedder", default="minilm-onnx+use")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC)
     p.add_argument("--heads", default="logreg:C=1.0", help="comma-separated name:k=v;k=v (logreg, knn, mlp)")
     p.add_argument("--collections", help="comma-separated collections to hold out (default: the real ones)")
     p.add_argument("--weight-power", type=float, default=0.75)
