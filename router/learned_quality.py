@@ -29,6 +29,7 @@ from .types import TaskPrediction
 
 __all__ = [
     "task_posterior",
+    "whole_text_features",
     "quality_features",
     "cost_features",
     "LearnedQualityModel",
@@ -52,10 +53,27 @@ def task_posterior(tasks: Sequence[TaskPrediction]) -> np.ndarray:
     return out
 
 
-def quality_features(X: np.ndarray, tasks: Sequence[TaskPrediction]) -> np.ndarray:
-    """[X (n, d), task posterior (n, 11), complexity score (n, 1)] -> array (n, d + 12)."""
+def whole_text_features(X: np.ndarray, views: int = 0) -> np.ndarray:
+    """Drop the view embeddings from a classifier feature matrix.
+
+    ``X``: array (n, e * (1 + views) + f) laid out [whole text, view 1, ..., hand features]
+    (:class:`router.text_views.ViewsEmbedder`) -> array (n, e + f). The views help the task
+    classifier; the quality heads did slightly better without them (BENCHMARKS.md)."""
+    if views <= 0:
+        return X
+    f = len(FEATURE_NAMES)
+    width = X.shape[1] - f
+    if width % (1 + views):
+        raise ArtifactError(f"feature matrix of width {X.shape[1]} does not hold {views} text views")
+    e = width // (1 + views)
+    return np.hstack([X[:, :e], X[:, width:]])
+
+
+def quality_features(X: np.ndarray, tasks: Sequence[TaskPrediction], views: int = 0) -> np.ndarray:
+    """[whole-text features of X (n, d) (see :func:`whole_text_features`), task posterior (n, 11),
+    complexity score (n, 1)] -> array (n, d' + 12)."""
     cx = np.array([[tp.complexity_score] for tp in tasks], dtype=np.float32)
-    return np.hstack([X, task_posterior(tasks), cx]).astype(np.float32)
+    return np.hstack([whole_text_features(X, views), task_posterior(tasks), cx]).astype(np.float32)
 
 
 def cost_features(prompt_tokens: Sequence[int], X: np.ndarray, tasks: Sequence[TaskPrediction]) -> np.ndarray:
@@ -69,18 +87,20 @@ class LearnedQualityModel:
 
     ``heads``: model -> fitted classifier with ``predict_proba`` (class 1 = good answer).
     ``counts``: model -> number of training outcomes. ``shrinkage``: the k above.
+    ``text_views``: how many view embeddings the classifier's features carry (dropped here).
     """
 
     kind = "learned"
     needs_features = True
 
     def __init__(self, catalog: ModelCatalog, heads: Mapping[str, Any], counts: Mapping[str, int],
-                 shrinkage: float = 50.0, metadata: dict[str, Any] | None = None):
+                 shrinkage: float = 50.0, metadata: dict[str, Any] | None = None, text_views: int = 0):
         self.catalog = catalog
         self.heads = dict(heads)
         self.counts = dict(counts)
         self.shrinkage = shrinkage
         self.metadata = dict(metadata or {})
+        self.text_views = int(text_views)
         self._prior = PriorQualityModel(catalog)
 
     def predict_quality(self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str],
@@ -88,7 +108,7 @@ class LearnedQualityModel:
         prior = self._prior.predict_quality(texts, tasks, models)
         if features is None or not self.heads:
             return prior
-        Z = quality_features(features, tasks)
+        Z = quality_features(features, tasks, self.text_views)
         out = prior.copy()
         for j, m in enumerate(models):
             head = self.heads.get(m)
@@ -105,7 +125,7 @@ class LearnedQualityModel:
         folder.mkdir(parents=True, exist_ok=True)
         files = {m: dump_pickle(h, folder / f"quality_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "counts": self.counts, "shrinkage": self.shrinkage,
-               "metadata": self.metadata}
+               "text_views": self.text_views, "metadata": self.metadata}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         return cfg
 
@@ -162,7 +182,7 @@ def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatal
     _check_models(cfg, catalog, folder)
     heads = {m: load_pickle(folder / f) for m, f in cfg.get("files", {}).items()}
     return LearnedQualityModel(catalog, heads, cfg.get("counts", {}), float(cfg.get("shrinkage", 50.0)),
-                               cfg.get("metadata"))
+                               cfg.get("metadata"), int(cfg.get("text_views", 0)))
 
 
 def load_cost_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedCostModel:

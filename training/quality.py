@@ -86,11 +86,14 @@ def fit_cost_heads(outcomes: pd.DataFrame, C: np.ndarray, models: Sequence[str],
 
 
 def build_quality_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Z: np.ndarray, *, head: str = "logreg",
-                        C: float = 0.5, shrinkage: float = 50.0, source_power: float = 0.5) -> LearnedQualityModel:
+                        C: float = 0.5, shrinkage: float = 50.0, source_power: float = 0.5,
+                        text_views: int = 0) -> LearnedQualityModel:
+    """``Z`` from ``quality_features(X, tasks, text_views)``; ``text_views`` is stored so that
+    prediction drops the same columns."""
     heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C, source_power=source_power)
     return LearnedQualityModel(catalog, heads, counts, shrinkage,
                                metadata={"head": head, "C": C, "source_power": source_power,
-                                         "outcomes": int(len(outcomes))})
+                                         "outcomes": int(len(outcomes))}, text_views=text_views)
 
 
 def build_cost_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Cfeat: np.ndarray) -> LearnedCostModel:

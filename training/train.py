@@ -79,10 +79,12 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     say(f"embedding {len(uniq)} outcome prompts ...")
     X = featurize(body, uniq.prompt.tolist(), show_progress=sys.stderr.isatty())
     tasks = clf.predict_features(X, uniq.prompt.tolist())
-    Z = quality_features(X, tasks)
+    views = len(getattr(clf.embedder, "views", ()))  # the quality heads read the whole text only
+    Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
-    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage)
+    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage,
+                             text_views=views)
     cm = build_cost_model(catalog, train, C)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})

@@ -29,7 +29,7 @@ def small_set():
 def trained(small_set, tmp_path_factory):
     from router import ModelCatalog
 
-    clf = fit_task_classifier(small_set, make_embedder("minilm+use"), threshold=0.0)
+    clf = fit_task_classifier(small_set, make_embedder("minilm+use@views"), threshold=0.0)
     router = Router(ModelCatalog.load(), classifier=clf, context_turns=2)
     return router, router.save(tmp_path_factory.mktemp("r") / "router")
 
@@ -52,6 +52,12 @@ def test_loaded_router_routes_like_the_trained_one(trained):
     prompts = ["hey, how's your day going?", "Write a Python function to merge sort an array"]
     assert [d.model for d in again.route_many(prompts)] == [d.model for d in router.route_many(prompts)]
     assert again.classify(prompts)[1].task == "code"
+    # the first/last-sentence views survive the round trip and give the same probabilities
+    assert again.classifier.embedder.to_config() == router.classifier.embedder.to_config()
+    assert again.classifier.embedder.to_config()["type"] == "views"
+    doc = "My cover letter is below.\nI am writing to apply for the role of barista. I love coffee.\nMake it sound more formal."
+    (a,), (b,) = router.classify(doc), again.classify(doc)
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
 
 
 def test_default_embedder_is_minilm_offline():

@@ -7,7 +7,16 @@ import pytest
 from router import ModelCatalog, Router
 from router.classifier import featurize
 from router.embeddings import HashingEmbedder
-from router.learned_quality import LearnedCostModel, LearnedQualityModel, cost_features, quality_features
+from router.errors import ArtifactError
+from router.features import FEATURE_NAMES
+from router.learned_quality import (
+    LearnedCostModel,
+    LearnedQualityModel,
+    cost_features,
+    quality_features,
+    whole_text_features,
+)
+from router.text_views import ViewsEmbedder
 from router.request import estimate_tokens
 from training.datasets import LabelledPrompt, LabelledSet
 from training.quality import build_cost_model, build_quality_model
@@ -95,3 +104,37 @@ def test_learned_router_round_trip(world, tmp_path):
     prompts = [EASY[3], HARD[3]]
     np.testing.assert_allclose(again.predict(prompts).quality, r.predict(prompts).quality, rtol=1e-6)
     np.testing.assert_allclose(again.predict(prompts).cost, r.predict(prompts).cost, rtol=1e-6)
+
+
+def test_whole_text_features_drop_the_view_blocks():
+    f = len(FEATURE_NAMES)
+    X = np.hstack([np.full((2, 4), 1.0), np.full((2, 4), 2.0), np.full((2, 4), 3.0), np.full((2, f), 9.0)])
+    W = whole_text_features(X, views=2)
+    assert W.shape == (2, 4 + f) and (W[:, :4] == 1).all() and (W[:, 4:] == 9).all()
+    assert whole_text_features(X, 0) is X
+    with pytest.raises(ArtifactError, match="does not hold 4 text views"):
+        whole_text_features(X, 4)
+
+
+def test_quality_heads_on_views_features_read_the_whole_text_and_round_trip(world, tmp_path):
+    catalog, _, _, _ = world
+    ds = LabelledSet([LabelledPrompt(p, "general", "s") for p in EASY[:10]] +
+                     [LabelledPrompt(p, "math", "s") for p in HARD[:10]])
+    clf = fit_task_classifier(ds, ViewsEmbedder(HashingEmbedder(64)), threshold=0.0)
+    prompts = EASY + HARD
+    rows = [(f"p{i}", p, "cheap", 0.0 if i >= len(EASY) else 1.0, 0.00001) for i, p in enumerate(prompts)]
+    df = pd.DataFrame(rows, columns=["prompt_id", "prompt", "model", "score", "cost"])
+    df["prompt_index"] = range(len(prompts))
+    X = featurize(clf.embedder, prompts)
+    assert X.shape[1] == 3 * 64 + len(FEATURE_NAMES)
+    tasks = clf.predict_features(X, prompts)
+    Z = quality_features(X, tasks, views=2)
+    assert Z.shape[1] == 64 + len(FEATURE_NAMES) + 12
+    qm = build_quality_model(catalog, df, Z, C=5.0, shrinkage=5, text_views=2)
+    r = Router(catalog, classifier=clf, quality_model=qm)
+    again = Router.load(r.save(tmp_path / "r"))
+    assert again.quality_model.text_views == 2
+    probe = ["say hello to my friend. Number 5", "prove the theorem about integrals. Rigorously please"]
+    q = again.predict(probe).quality[:, again.predict(probe).column("cheap")]
+    assert q[0] > q[1]
+    np.testing.assert_allclose(again.predict(probe).quality, r.predict(probe).quality, rtol=1e-6)
