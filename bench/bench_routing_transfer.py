@@ -43,11 +43,12 @@ def main() -> None:
     df["prompt_index"] = df.prompt_id.map(index)
     X = featurize(CachedEmbedder(r.classifier.embedder, default_cache_path()), uniq.prompt.tolist())
     tasks = r.classifier.predict_features(X, uniq.prompt.tolist())
-    Z = quality_features(X, tasks)
+    views = len(getattr(r.classifier.embedder, "views", ()))  # quality heads read the whole text only
+    Z = quality_features(X, tasks, views)
     out = {}
     for group in args.holdout:
         train, test = df[df.group != group], df[df.group == group]
-        qm = build_quality_model(r.catalog, train, Z, C=0.1)
+        qm = build_quality_model(r.catalog, train, Z, C=0.1, text_views=views)
         piv = test.pivot_table(index="prompt_index", columns="model", values="score").dropna(subset=[STRONG, WEAK])
         idx = piv.index.to_numpy()
         q = qm.predict_quality(None, [tasks[i] for i in idx], [STRONG, WEAK], features=X[idx])

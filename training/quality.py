@@ -41,15 +41,18 @@ def source_weights(sources: pd.Series, power: float) -> np.ndarray:
 
 
 def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[str], *, head: str = "logreg",
-                      C: float = 0.5, source_power: float = 0.5) -> tuple[dict[str, Any], dict[str, int]]:
+                      C: float = 0.5, source_power: float = 0.5,
+                      n_jobs: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """One binary head per model with outcomes. Fractional scores s become two weighted rows
     (label 1 with weight s, label 0 with weight 1 - s); rows are weighted to balance sources
-    (``source_power``, see :func:`source_weights`). Returns (heads, counts)."""
-    heads, counts = {}, {}
-    for m in models:
-        sub = outcomes[outcomes.model == m]
-        if sub.empty:
-            continue
+    (``source_power``, see :func:`source_weights`). Heads fit on ``n_jobs`` threads (default:
+    one per core) with one BLAS thread each. Returns (heads, counts)."""
+    import os
+
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
+    def fit_one(sub: pd.DataFrame):
         idx = sub.prompt_index.to_numpy()
         s = sub.score.to_numpy(float)
         sw = source_weights(sub.source, source_power) if "source" in sub else np.ones(len(s))
@@ -57,17 +60,23 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
         y = np.concatenate([np.ones(len(s), int), np.zeros(len(s), int)])
         w = np.concatenate([s * sw, (1 - s) * sw])
         keep = w > 0
-        counts[m] = int(len(sub))
         if len(set(y[keep])) < 2:  # always right or always wrong: a constant head
             from sklearn.dummy import DummyClassifier
 
-            heads[m] = DummyClassifier(strategy="prior").fit(X[keep], y[keep], sample_weight=w[keep])
-            continue
+            return DummyClassifier(strategy="prior").fit(X[keep], y[keep], sample_weight=w[keep])
         est = _quality_head(head, C)
         try:
-            heads[m] = est.fit(X[keep], y[keep], sample_weight=w[keep])
+            return est.fit(X[keep], y[keep], sample_weight=w[keep])
         except TypeError:
-            heads[m] = est.fit(X[keep], y[keep])
+            return est.fit(X[keep], y[keep])
+
+    subs = {m: outcomes[outcomes.model == m] for m in models}
+    subs = {m: sub for m, sub in subs.items() if not sub.empty}
+    jobs = max(1, min(len(subs), n_jobs or os.cpu_count() or 1))
+    with threadpool_limits(1):
+        fitted = Parallel(n_jobs=jobs, backend="threading")(delayed(fit_one)(sub) for sub in subs.values())
+    heads = dict(zip(subs, fitted))
+    counts = {m: int(len(sub)) for m, sub in subs.items()}
     return heads, counts
 
 
