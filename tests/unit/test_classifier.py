@@ -86,6 +86,18 @@ def test_leave_source_out_never_trains_on_the_held_out_collection():
     assert set(res.per_collection) == {"a", "b"}
 
 
+def test_leave_source_out_on_threads_matches_one_fold_at_a_time():
+    ds = make_set()
+    X = featurize(HashingEmbedder(128), ds.prompts)
+    one = leave_source_out(ds, X, lambda: make_head("logreg", C=1.0), collections=["a", "b"], n_jobs=1)
+    two = leave_source_out(ds, X, lambda: make_head("logreg", C=1.0), collections=["a", "b"], n_jobs=2)
+    assert one.collections == two.collections == ["a", "b"]
+    np.testing.assert_array_equal(one.index, two.index)
+    np.testing.assert_array_equal(one.y_pred, two.y_pred)
+    np.testing.assert_allclose(one.confidence, two.confidence)
+    assert one.per_collection == two.per_collection
+
+
 def test_sample_weights_balance_collections():
     rows = [LabelledPrompt("p", "code", "big")] * 100 + [LabelledPrompt("q", "qa", "small")] * 4
     w = sample_weights(LabelledSet(rows), power=1.0)

@@ -138,3 +138,17 @@ def test_quality_heads_on_views_features_read_the_whole_text_and_round_trip(worl
     q = again.predict(probe).quality[:, again.predict(probe).column("cheap")]
     assert q[0] > q[1]
     np.testing.assert_allclose(again.predict(probe).quality, r.predict(probe).quality, rtol=1e-6)
+
+
+def test_quality_heads_fit_the_same_on_threads():
+    from training.quality import fit_quality_heads
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(40, 6))
+    rows = [(f"p{i}", m, float(Z[i, 0] > (0 if m == "a" else 0.5)), i, "s") for i in range(40) for m in ("a", "b", "c")]
+    df = pd.DataFrame(rows, columns=["prompt_id", "model", "score", "prompt_index", "source"])
+    one, n1 = fit_quality_heads(df, Z, ["a", "b", "c", "absent"], C=1.0, n_jobs=1)
+    two, n2 = fit_quality_heads(df, Z, ["a", "b", "c", "absent"], C=1.0, n_jobs=2)
+    assert list(one) == list(two) == ["a", "b", "c"] and n1 == n2 == {"a": 40, "b": 40, "c": 40}
+    for m in one:
+        np.testing.assert_allclose(one[m].predict_proba(Z), two[m].predict_proba(Z))
