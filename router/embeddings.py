@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import ArtifactError
+from .text_views import CONTEXT_MARK
 
 __all__ = [
     "Embedder",
@@ -43,7 +44,9 @@ _CLIP_VERSION = "clip1000"
 def clip_text(text: str) -> str:
     """Keep the head and the tail of long prompts: the ask is usually at one end, and encoders
     truncate (MiniLM at 256 word pieces, about 1,000 characters), so a pasted document would
-    otherwise hide an instruction at its end. Also bounds the cost of embedding long prompts."""
+    otherwise hide an instruction at its end. Also bounds the cost of embedding long prompts.
+    Drops the Router's invisible context mark (:data:`router.text_views.CONTEXT_MARK`)."""
+    text = text.replace(CONTEXT_MARK, "")
     if len(text) <= _MAX_CHARS:
         return text
     return text[:_HEAD] + "\n...\n" + text[-_TAIL:]

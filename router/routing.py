@@ -13,6 +13,7 @@ from .policy import Candidate, Constraints, PolicyConfig, decide
 from .quality import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
 from .request import ParsedRequest, Prompt, parse_request
 from .taxonomy import RegexTaskClassifier
+from .text_views import CONTEXT_MARK
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
 
 __all__ = ["Router", "TaskClassifier"]
@@ -88,13 +89,16 @@ class Router:
         """The last user turn, followed by up to ``context_turns`` earlier turns (newest first,
         each cut to 300 characters) and the system prompt. The current turn comes first so
         it survives the embedder's truncation; the context lets "now make it faster" after a
-        coding turn stay ``code``."""
+        coding turn stay ``code``. :data:`~router.text_views.CONTEXT_MARK` separates the two."""
         if self.context_turns <= 0 or not req.context:
             return req.text
         system = [t for role, t in req.context if role in ("system", "developer") and t.strip()]
         turns = [t for role, t in req.context if role in ("user", "assistant") and t.strip()]
         picked = list(reversed(turns[-self.context_turns:])) + system[:1]
-        return "\n\n".join([req.text] + [t[:300] for t in picked])
+        if not picked:
+            return req.text
+        # the mark tells text views where the request's own text ends (embedders drop it)
+        return req.text + CONTEXT_MARK + "\n\n" + "\n\n".join(t[:300] for t in picked)
 
     def _features_and_tasks(
         self, reqs: Sequence[ParsedRequest]

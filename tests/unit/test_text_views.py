@@ -73,3 +73,32 @@ def test_cache_stores_the_inner_vectors_of_every_view(tmp_path):
     assert len(inner.calls) == 1
     np.testing.assert_array_equal(again[0], first[0])
     assert cached.to_config()["type"] == "views"
+
+
+def test_views_read_the_request_text_not_the_appended_conversation():
+    from router import ModelCatalog, Router
+    from router.embeddings import clip_text
+    from router.request import parse_request
+    from router.text_views import CONTEXT_MARK
+    from training.datasets import LabelledPrompt, LabelledSet
+    from training.tasks import fit_task_classifier
+
+    text = "now make it faster" + CONTEXT_MARK + "\n\nWrite a function. It reverses a list."
+    assert text_view("last_sentence", text) == text_view("first_sentence", text) == "now make it faster"
+    assert clip_text(text) == "now make it faster\n\nWrite a function. It reverses a list."
+    ds = LabelledSet([LabelledPrompt(f"write python code number {i}", "code", "s") for i in range(6)] +
+                     [LabelledPrompt(f"tell me a story number {i}", "creative", "s") for i in range(6)])
+    emb = ViewsEmbedder(HashingEmbedder(64))
+    clf = fit_task_classifier(ds, emb, threshold=0.0)
+    router = Router(ModelCatalog.load(), classifier=clf, context_turns=2)
+    convo = [{"role": "user", "content": "Write a function that reverses a list."},
+             {"role": "assistant", "content": "def rev(xs): return xs[::-1]"},
+             {"role": "user", "content": "now make it faster"}]
+    joined = router._text_for_classifier(parse_request(convo))
+    X = emb.encode([joined])
+    alone = HashingEmbedder(64).encode(["now make it faster"])[0]
+    np.testing.assert_allclose(X[0, 64:128], alone)  # first-sentence view: the request alone
+    np.testing.assert_allclose(X[0, 128:], alone)  # last-sentence view: not the context's end
+    whole = HashingEmbedder(64).encode([joined.replace(CONTEXT_MARK, "")])[0]
+    np.testing.assert_allclose(X[0, :64], whole)  # the whole text still carries the context
+    assert router.classify(convo)[0].task in ("code", "creative")
