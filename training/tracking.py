@@ -80,6 +80,9 @@ def load_settings(path: str | Path | None = None, *, environ: Mapping[str, str] 
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})
 
 
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def connect(settings: MlflowSettings) -> MlflowClient:
     """Point mlflow at the tracking URI; fail fast, naming it, when a server is unreachable."""
     uri = settings.tracking_uri
@@ -89,8 +92,19 @@ def connect(settings: MlflowSettings) -> MlflowClient:
                 resp.read()
         except (urllib.error.URLError, OSError) as exc:
             raise TrackingError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # mlflow also writes these URIs into os.environ, where they would override the settings of
+    # every later load_settings() in this process (MLFLOW_TRACKING_URI outranks mlflow.yaml);
+    # keep the caller's environment as it was.
+    saved = {k: os.environ.get(k) for k in _URI_ENV}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -173,3 +173,25 @@ def test_failed_registration_leaves_no_version_behind(tmp_path, monkeypatch):
     monkeypatch.undo()
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     assert client.search_model_versions("name='r-test'") == []
+
+
+def test_connecting_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; left there, it would
+    outrank the mlflow.yaml of every later run in the same process (a later run registered its
+    model in an earlier run's store)."""
+    import os
+
+    from training.tracking import connect, load_settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = load_settings(write_config(tmp_path / "a", f"sqlite:///{tmp_path}/a.db", gate_rows()))
+    connect(first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    second = load_settings(write_config(tmp_path / "b", f"sqlite:///{tmp_path}/b.db", gate_rows()))
+    assert second.tracking_uri == f"sqlite:///{tmp_path}/b.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/user.db")
+    connect(second)
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/user.db"  # the user's own value stays
