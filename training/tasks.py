@@ -52,6 +52,8 @@ REAL_COLLECTIONS = (
     "own_en_selfinstruct",
     "own_en_humanqa",
     "own_multilingual_4",
+    "own_en_techboundary",
+    "own_en_selfinstruct_2",
 )
 
 HEADS = ("logreg", "knn", "mlp")
