@@ -143,6 +143,7 @@ class Conn:
     def __init__(self, port: int):
         self.port = port
         self.reader = self.writer = None
+        self.first_chunk_at: float | None = None
 
     async def _open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -168,7 +169,7 @@ class Conn:
             headers[k.strip().lower()] = v.strip()
         if "content-length" in headers:
             data = await self.reader.readexactly(int(headers["content-length"]))
-        else:  # chunked
+        else:  # chunked (streaming answers: the first chunk's arrival is time to first byte)
             parts = []
             while True:
                 size = int((await self.reader.readline()).strip(), 16)
@@ -176,6 +177,8 @@ class Conn:
                     await self.reader.readline()
                     break
                 parts.append(await self.reader.readexactly(size))
+                if len(parts) == 1:
+                    self.first_chunk_at = time.perf_counter()
                 await self.reader.readline()
             data = b"".join(parts)
         if headers.get("connection", "").lower() == "close":
@@ -188,9 +191,14 @@ class Conn:
             self.writer.close()
 
 
-async def run_level(port: int, model: str, concurrency: int, n: int) -> dict:
-    bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": p}]}).encode() for p in PROMPTS]
+async def run_level(port: int, model: str, concurrency: int, n: int, stream: bool = False) -> dict:
+    """``n`` chat completions over ``concurrency`` keep-alive connections. With ``stream``, the
+    answers are SSE and the first chunk's arrival is timed too (``ttfb_*``)."""
+    extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": p}], **extra}).encode()
+              for p in PROMPTS]
     latencies: list[float] = []
+    ttfb: list[float] = []
     errors = 0
     counter = iter(range(n))
 
@@ -200,9 +208,12 @@ async def run_level(port: int, model: str, concurrency: int, n: int) -> dict:
         try:
             for i in counter:
                 t = time.perf_counter()
-                status, _, _ = await conn.request("POST", "/v1/chat/completions", bodies[i % len(bodies)])
+                conn.first_chunk_at = None
+                status, _, data = await conn.request("POST", "/v1/chat/completions", bodies[i % len(bodies)])
                 latencies.append((time.perf_counter() - t) * 1000.0)
-                errors += status != 200
+                errors += status != 200 or (stream and b"data: [DONE]" not in data)
+                if stream and conn.first_chunk_at is not None:
+                    ttfb.append((conn.first_chunk_at - t) * 1000.0)
         finally:
             conn.close()
 
@@ -211,8 +222,13 @@ async def run_level(port: int, model: str, concurrency: int, n: int) -> dict:
     wall = time.perf_counter() - t0
     latencies.sort()
     pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    return {"requests": len(latencies), "errors": errors, "p50_ms": round(pct(0.50), 3),
-            "p99_ms": round(pct(0.99), 3), "rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 3)}
+    out = {"requests": len(latencies), "errors": errors, "p50_ms": round(pct(0.50), 3),
+           "p99_ms": round(pct(0.99), 3), "rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 3)}
+    if stream and ttfb:
+        ttfb.sort()
+        out["ttfb_p50_ms"] = round(ttfb[len(ttfb) // 2], 3)
+        out["ttfb_p99_ms"] = round(ttfb[min(len(ttfb) - 1, int(0.99 * len(ttfb)))], 3)
+    return out
 
 
 async def logged_rows(port: int) -> int:
@@ -257,19 +273,22 @@ async def amain(args: argparse.Namespace) -> dict:
     gw_proc = None
     try:
         gw_proc, gw_port = start_gateway(up_port, db_url)
+        st = args.stream
         for model in ("gpt-4o-mini", "auto"):  # warm up both paths (imports, pools, routing)
-            await run_level(gw_port, model, 4, 100)
-        await run_level(up_port, "gpt-4o-mini", 4, 100)
+            await run_level(gw_port, model, 4, 100, st)
+        await run_level(up_port, "gpt-4o-mini", 4, 100, st)
         base_rows = await logged_rows(gw_port)
         results = []
         for conc, n in zip(levels, counts):
-            direct = await run_level(up_port, "gpt-4o-mini", conc, n)
+            direct = await run_level(up_port, "gpt-4o-mini", conc, n, st)
             row = {"concurrency": conc, "direct": direct}
             for model in ("gpt-4o-mini", "auto"):
                 cpu0 = proc_cpu_s(gw_proc.pid)
-                res = await run_level(gw_port, model, conc, n)
+                res = await run_level(gw_port, model, conc, n, st)
                 cpu = proc_cpu_s(gw_proc.pid) - cpu0
                 rows = await logged_rows(gw_port)
+                if st and "ttfb_p50_ms" in res and "ttfb_p50_ms" in direct:
+                    res["added_ttfb_p50_ms"] = round(res["ttfb_p50_ms"] - direct["ttfb_p50_ms"], 3)
                 res.update({
                     "added_p50_ms": round(res["p50_ms"] - direct["p50_ms"], 3),
                     "added_p99_ms": round(res["p99_ms"] - direct["p99_ms"], 3),
@@ -287,10 +306,10 @@ async def amain(args: argparse.Namespace) -> dict:
             gw_proc = None
             ll_proc, ll_port = start_litellm(args.litellm, up_port, tmp)
             try:
-                await run_level(ll_port, "gpt-4o-mini", 4, 100)
+                await run_level(ll_port, "gpt-4o-mini", 4, 100, st)
                 for row, (conc, n) in zip(results, zip(levels, counts)):
                     cpu0 = proc_cpu_s(ll_proc.pid)
-                    res = await run_level(ll_port, "gpt-4o-mini", conc, n)
+                    res = await run_level(ll_port, "gpt-4o-mini", conc, n, st)
                     cpu = proc_cpu_s(ll_proc.pid) - cpu0
                     res.update({"added_p50_ms": round(res["p50_ms"] - row["direct"]["p50_ms"], 3),
                                 "added_p99_ms": round(res["p99_ms"] - row["direct"]["p99_ms"], 3),
@@ -301,7 +320,7 @@ async def amain(args: argparse.Namespace) -> dict:
                     print(json.dumps({"concurrency": conc, "litellm": res}), file=sys.stderr, flush=True)
             finally:
                 stop_group(ll_proc)
-        return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1,
+        return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1, "stream": st,
                 "pass_through_model": "gpt-4o-mini", "load_client": "asyncio raw HTTP/1.1 keep-alive",
                 "results": results, "machine": machine()}
     finally:
@@ -319,6 +338,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,32,128")
     ap.add_argument("--requests", default="500,1000,2000")
     ap.add_argument("--litellm", help="path to a `litellm` proxy executable to measure on the same upstream")
+    ap.add_argument("--stream", action="store_true", help="SSE answers; also time the first chunk (TTFB)")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(amain(args)), indent=2))
 
