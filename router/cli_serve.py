@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli import _positive_int
 from .errors import DataError
 
 __all__ = ["register", "cmd_serve", "cmd_stats", "build_app", "app_from_env"]
@@ -197,13 +198,6 @@ def _port(text: str) -> int:
     return v
 
 
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the OpenAI-compatible gateway (uvicorn)",
                        description="Run the OpenAI-compatible router gateway.")
@@ -219,9 +213,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store-prompts", action="store_true", help="keep prompt text in the log (default: hash only)")
     p.add_argument("--auth-key", nargs="+", metavar="KEY",
                    help="accepted bearer keys (default: $ROUTER_AUTH_KEYS, comma-separated; none: no auth)")
-    p.add_argument("--workers", type=_positive, default=1)
+    p.add_argument("--workers", type=_positive_int, default=1)
     p.add_argument("--timeout", type=float, default=60.0, help="per-attempt upstream timeout, seconds")
-    p.add_argument("--max-body-bytes", type=_positive, default=1_000_000)
+    p.add_argument("--max-body-bytes", type=_positive_int, default=1_000_000)
     p.add_argument("--baseline", default="gpt-4o", help="baseline model of /v1/stats")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="uvicorn access log (paths and statuses, never keys)")

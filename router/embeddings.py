@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import ArtifactError
-from .text_views import CONTEXT_MARK
+from .text_views import CONTEXT_MARK, ViewsEmbedder
 
 __all__ = [
     "Embedder",
@@ -218,8 +218,6 @@ class CachedEmbedder:
         return con
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        from .text_views import ViewsEmbedder
-
         if isinstance(self.inner, ViewsEmbedder):  # cache the inner embedder's vectors of every view
             return ViewsEmbedder(CachedEmbedder(self.inner.inner, self.path), self.inner.views).encode(
                 texts, show_progress=show_progress)
@@ -291,8 +289,6 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":
-            from .text_views import ViewsEmbedder
-
             if "inner" not in spec:
                 raise ArtifactError("views embedder config lacks 'inner'")
             try:
@@ -301,8 +297,6 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
                 raise ArtifactError(str(e)) from None
         raise ArtifactError(f"unknown embedder type {kind!r}")
     if spec.endswith("@views"):
-        from .text_views import ViewsEmbedder
-
         return ViewsEmbedder(make_embedder(spec[: -len("@views")]))
     if "+" in spec:
         return ConcatEmbedder([make_embedder(s) for s in spec.split("+")])

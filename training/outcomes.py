@@ -20,7 +20,7 @@ import csv
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -86,28 +86,32 @@ def _score(value: str, path: Path, line: int, column: str) -> float | None:
     return s
 
 
-def _open_csv(path: Path):
+def _open_csv(path: Path, required: Sequence[str], not_models: Sequence[str]):
+    """Open a wide outcome CSV -> (file, reader, model columns). The header must hold every
+    ``required`` column and at least one model column (any column without ``|`` that is not in
+    ``not_models``); otherwise a DataError names the file and line 1."""
     csv.field_size_limit(sys.maxsize)
     if not path.is_file():
         raise DataError("no such outcome file", path=str(path))
     f = open(path, encoding="utf-8", newline="")
-    return f, csv.DictReader(f)
+    reader = csv.DictReader(f)
+    fields = reader.fieldnames or []
+    missing = [c for c in required if c not in fields]
+    models = [c for c in fields if c and "|" not in c and c not in not_models]
+    if missing or not models:
+        f.close()
+        raise DataError(f"missing column {missing[0]!r}" if missing else "no model score columns",
+                        path=str(path), line=1)
+    return f, reader, models
 
 
 def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
     """One RouterBench wide CSV -> long form. Cells without a score are skipped."""
     path = Path(path)
-    f, reader = _open_csv(path)
+    required = ("sample_id", "prompt", "eval_name")
+    f, reader, models = _open_csv(path, required, (*required, "oracle_model_to_route_to"))
     rows = []
     with f:
-        fields = reader.fieldnames or []
-        for col in ("sample_id", "prompt", "eval_name"):
-            if col not in fields:
-                raise DataError(f"missing column {col!r}", path=str(path), line=1)
-        models = [c for c in fields if c and "|" not in c and c not in ("sample_id", "prompt", "eval_name",
-                                                                       "oracle_model_to_route_to")]
-        if not models:
-            raise DataError("no model score columns", path=str(path), line=1)
         for rec in reader:
             line = reader.line_num
             prompt = _prompt_from_literal(rec.get("prompt") or "", path, line)
@@ -133,15 +137,9 @@ def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIA
 def read_routellm(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
     """One RouteLLM per-benchmark CSV (``prompt`` + one True/False column per model)."""
     path = Path(path)
-    f, reader = _open_csv(path)
+    f, reader, models = _open_csv(path, ("prompt",), ("prompt",))
     rows = []
     with f:
-        fields = reader.fieldnames or []
-        if "prompt" not in fields:
-            raise DataError("missing column 'prompt'", path=str(path), line=1)
-        models = [c for c in fields if c and c != "prompt"]
-        if not models:
-            raise DataError("no model columns", path=str(path), line=1)
         for i, rec in enumerate(reader):
             line = reader.line_num
             prompt = (rec.get("prompt") or "").strip()

@@ -16,6 +16,8 @@ import pandas as pd
 from router.catalog import ModelCatalog
 from router.learned_quality import LearnedCostModel, LearnedQualityModel
 
+from .threads import map_on_threads
+
 __all__ = ["fit_quality_heads", "fit_cost_heads", "build_quality_model", "build_cost_model", "QUALITY_HEADS"]
 
 QUALITY_HEADS = ("logreg", "mlp")
@@ -47,10 +49,6 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
     (label 1 with weight s, label 0 with weight 1 - s); rows are weighted to balance sources
     (``source_power``, see :func:`source_weights`). Heads fit on ``n_jobs`` threads (default:
     one per core) with one BLAS thread each. Returns (heads, counts)."""
-    import os
-
-    from joblib import Parallel, delayed
-    from threadpoolctl import threadpool_limits
 
     def fit_one(sub: pd.DataFrame):
         idx = sub.prompt_index.to_numpy()
@@ -72,10 +70,7 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
 
     subs = {m: outcomes[outcomes.model == m] for m in models}
     subs = {m: sub for m, sub in subs.items() if not sub.empty}
-    jobs = max(1, min(len(subs), n_jobs or os.cpu_count() or 1))
-    with threadpool_limits(1):
-        fitted = Parallel(n_jobs=jobs, backend="threading")(delayed(fit_one)(sub) for sub in subs.values())
-    heads = dict(zip(subs, fitted))
+    heads = dict(zip(subs, map_on_threads(fit_one, subs.values(), n_jobs)))
     counts = {m: int(len(sub)) for m, sub in subs.items()}
     return heads, counts
 

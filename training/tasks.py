@@ -22,6 +22,7 @@ from router.embeddings import Embedder
 from router.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
 from .datasets import DIFFICULTY_SCORES, LabelledSet
+from .threads import map_on_threads, one_blas_thread
 
 __all__ = [
     "HEADS",
@@ -88,11 +89,8 @@ def sample_weights(ds: LabelledSet, power: float = 0.5) -> np.ndarray:
 
 
 def _fit(head, X, y, w):
-    """Fit with one BLAS thread: on these shapes (10^4 rows x 10^3 features, lbfgs) OpenBLAS's
-    threads cost more than they give (2.9 s vs 5.9 s for the full fit on 2 cores)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    """Fit with one BLAS thread (2.9 s vs 5.9 s for the full fit on 2 cores; see .threads)."""
+    with one_blas_thread():
         try:
             return head.fit(X, y, sample_weight=w)
         except TypeError:  # kNN, MLP take no sample weights
@@ -130,13 +128,7 @@ def leave_source_out(
     """For each collection: fit on every other collection, predict the held-out one.
 
     ``X``: feature matrix (n, d) aligned with ``ds.rows``. Folds run on ``n_jobs`` threads
-    (default: one per core) with one BLAS thread each: on 2 cores that is 3.5x faster than one
-    fold at a time on multi-threaded BLAS (BENCHMARKS.md)."""
-    import os
-
-    from joblib import Parallel, delayed
-    from threadpoolctl import threadpool_limits
-
+    (default: one per core) with one BLAS thread each (:func:`.threads.map_on_threads`)."""
     coll = np.array([r.collection for r in ds.rows])
     y = np.array(ds.tasks)
     w = sample_weights(ds, weight_power)
@@ -151,9 +143,7 @@ def leave_source_out(
         return np.flatnonzero(test), classes[proba.argmax(1)], proba.max(1)
 
     t0 = time.perf_counter()
-    jobs = max(1, min(len(present), n_jobs or os.cpu_count() or 1))
-    with threadpool_limits(1):  # predict_proba too
-        results = Parallel(n_jobs=jobs, backend="threading")(delayed(fold)(c) for c in present)
+    results = map_on_threads(fold, present, n_jobs)
     idx, pred, conf, per = [], [], [], {}
     for c, (i, p, cf) in zip(present, results):
         idx.append(i)
