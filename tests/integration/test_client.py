@@ -25,16 +25,8 @@ from router.client import (
 from router.errors import InvalidRequestError, UnknownModelError, UpstreamError
 from router.usage import UsageStore
 from tests.support.chat import CODE, FAST, HELLO, LONG
-from tests.support.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
-
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture

@@ -20,12 +20,6 @@ MSGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
-
-
 @pytest.fixture
 def client(up):
     with openai.OpenAI(base_url=up.base_url, api_key="test", max_retries=0, timeout=5) as c:

@@ -5,7 +5,6 @@ needs the ``psycopg[binary]`` driver). Each test works in a fresh schema that it
 """
 
 import os
-import threading
 import uuid
 
 import pytest
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from router import ModelCatalog
 from router.errors import ArtifactError
 from router.usage import UsageStore
-from tests.support.usage_records import CATALOG, make_record
+from tests.support.usage_records import CATALOG, log_from_threads, make_record
 
 pytestmark = pytest.mark.integration
 ENV = "ROUTER_TEST_POSTGRES_URL"
@@ -59,18 +58,10 @@ def test_round_trip_of_every_field(pg_url):
 
 def test_concurrent_logging_loses_nothing(pg_url):
     with UsageStore(pg_url) as s:
-        def worker(t):
-            for i in range(50):
-                s.log(make_record(f"t{t}-{i}", created_at=1000.0 + t * 50 + i))
-
-        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        expected = log_from_threads(s)
         assert s.flush(10)
         ids = {r.request_id for r in s.records()}
-        assert s.count() == 400 and ids == {f"t{t}-{i}" for t in range(8) for i in range(50)}
+        assert s.count() == 400 and ids == expected
         assert (s.failed_writes, s.dropped) == (0, 0)
 
 

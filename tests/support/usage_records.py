@@ -1,5 +1,7 @@
 """A small catalog and a fully populated UsageRecord, shared by the usage-store tests."""
 
+import threading
+
 from router.usage import UsageRecord, hash_prompt
 
 CATALOG = {
@@ -27,3 +29,18 @@ def make_record(request_id="r1", **kw) -> UsageRecord:
     )
     base.update(kw)
     return UsageRecord(**base)
+
+
+def log_from_threads(store, threads: int = 8, per_thread: int = 50) -> set[str]:
+    """Log ``threads`` x ``per_thread`` records into ``store`` from that many threads at once;
+    returns the request ids that must come back."""
+    def worker(t):
+        for i in range(per_thread):
+            store.log(make_record(f"t{t}-{i}", created_at=1000.0 + t * per_thread + i))
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    return {f"t{t}-{i}" for t in range(threads) for i in range(per_thread)}

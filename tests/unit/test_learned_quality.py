@@ -16,8 +16,8 @@ from router.learned_quality import (
     quality_features,
     whole_text_features,
 )
-from router.text_views import ViewsEmbedder
 from router.request import estimate_tokens
+from router.text_views import ViewsEmbedder
 from training.datasets import LabelledPrompt, LabelledSet
 from training.quality import build_cost_model, build_quality_model
 from training.tasks import fit_task_classifier

@@ -12,7 +12,7 @@ import router.usage as usage
 from router import ModelCatalog
 from router.errors import ArtifactError, InvalidRequestError, UnknownModelError
 from router.usage import Migration, UsageStore, hash_prompt, plot_stats
-from tests.support.usage_records import CATALOG, make_record
+from tests.support.usage_records import CATALOG, log_from_threads, make_record
 
 
 @pytest.fixture
@@ -154,19 +154,11 @@ def test_a_full_queue_drops_and_counts(url):
 
 def test_concurrent_logging_loses_nothing(url):
     with UsageStore(url) as s:
-        def worker(t):
-            for i in range(50):
-                s.log(make_record(f"t{t}-{i}", created_at=1000.0 + t * 50 + i))
-
-        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        expected = log_from_threads(s)
         assert s.flush()
         ids = [r.request_id for r in s.records()]
         assert s.count() == 400 and len(set(ids)) == 400
-        assert set(ids) == {f"t{t}-{i}" for t in range(8) for i in range(50)}
+        assert set(ids) == expected
         assert (s.failed_writes, s.dropped) == (0, 0)
 
 
