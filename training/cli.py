@@ -160,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"mix of single models: AIQ {report['mix_single_models_aiq']:.4f}")
     for name, r in report["routers"].items():
         line = (f"{name:<12} AIQ {r['aiq']:.4f} (threshold {r['threshold']['aiq']:.4f}, gap {r['gap']['aiq']:.4f})"
-                f"  matches best at {_pct(r['threshold']['cost_to_match_best_ratio'])} of its cost")
+                f"  matches best at {_pct(r['cost_to_match_best_ratio'])} of its cost")
         if "pair" in r:
             pr = r["pair"]
             line += f"  APGR {pr['apgr']:.3f} CPT50 {_pct(pr['cpt50'])} CPT80 {_pct(pr['cpt80'])}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,47 @@ from router.errors import DataError
 from router.routing import Router
 
 from .outcomes import read_outcomes
-from .routing_eval import evaluate_routing, knn_predictor, outcome_matrix, plot_cost_quality, split_outcomes, write_report
+from .routing_eval import (
+    OutcomeMatrix,
+    evaluate_routing,
+    knn_predictor,
+    outcome_matrix,
+    plot_cost_quality,
+    split_outcomes,
+    table_predictor,
+    write_report,
+)
 
 __all__ = ["run_eval"]
+
+
+BASELINE_FOLDS = 5
+
+
+def _subset(m: OutcomeMatrix, rows: np.ndarray) -> OutcomeMatrix:
+    pick = np.flatnonzero(rows)
+    return OutcomeMatrix([m.prompt_ids[i] for i in pick], [m.prompts[i] for i in pick],
+                         [m.sources[i] for i in pick], m.models, m.quality[pick], m.cost[pick])
+
+
+def _cross_fitted_baselines(data: OutcomeMatrix, X: np.ndarray, tasks: Sequence[str],
+                            folds: int = BASELINE_FOLDS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """kNN and per-task table predictions for every prompt of ``data``, each fold's from the
+    other folds (folds by a hash of the prompt id), so a baseline never sees the prompt it routes."""
+    fold = np.array([int(hashlib.sha1(p.encode()).hexdigest()[:8], 16) % folds for p in data.prompt_ids])
+    out = {name: (np.zeros_like(data.quality), np.zeros_like(data.cost)) for name in ("knn", "task-table")}
+    tasks = np.asarray(tasks)
+    for k in range(folds):
+        te, tr = fold == k, fold != k
+        if not te.any():
+            continue
+        if not tr.any():
+            raise DataError(f"need prompts in more than one of {folds} folds to cross-fit the baselines")
+        train = _subset(data, tr)
+        for name, (q, c) in (("knn", knn_predictor(X[tr], train, X[te], k=25)),
+                             ("task-table", table_predictor(tasks[tr].tolist(), train, tasks[te].tolist()))):
+            out[name][0][te], out[name][1][te] = q, c
+    return out
 
 
 def run_eval(
@@ -32,6 +71,9 @@ def run_eval(
     say = progress or (lambda s: None)
     router = Router.load(router_path)
     df = read_outcomes(outcome_files)
+    unknown = sorted(set(df.model) - set(router.models))
+    if unknown:
+        say(f"ignoring {len(unknown)} outcome model(s) not in the router's catalog: {', '.join(unknown)}")
     df = df[df.model.isin(router.models)]
     if df.empty:
         raise DataError("none of the outcome models is in the router's catalog")
@@ -47,8 +89,12 @@ def run_eval(
         raise DataError(f"need >= 2 catalog models scored on >= 95% of the held-out prompts; have {models}")
     test = outcome_matrix(val, models)
     trainm = outcome_matrix(train, models)
-    say(f"evaluating on {len(test.prompts)} held-out prompts x {len(models)} models "
-        f"({len(trainm.prompts)} training prompts for the baselines)")
+    if validation_percent is None:
+        say(f"evaluating on all {len(test.prompts)} prompts x {len(models)} models (baselines "
+            f"cross-fitted over {BASELINE_FOLDS} folds, so none sees the prompt it routes)")
+    else:
+        say(f"evaluating on {len(test.prompts)} held-out prompts x {len(models)} models "
+            f"({len(trainm.prompts)} training prompts for the baselines)")
     cols = [router.models.index(m) for m in models]
     est = router.predict(test.prompts)
     # where the data has no cost for a model, price the call with the catalog (prompt tokens +
@@ -65,13 +111,15 @@ def run_eval(
     embedder = getattr(router.classifier, "embedder", None)
     if embedder is not None:
         body = with_cache(embedder, cache)
-        Xtr = featurize(body, trainm.prompts)
         Xte = featurize(body, test.prompts)
-        predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)
-        from .routing_eval import table_predictor
-
-        tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, trainm.prompts)]
-        predictors["task-table"] = table_predictor(tr_tasks, trainm, [t.task for t in est.tasks])
+        te_tasks = [t.task for t in est.tasks]
+        if validation_percent is None:  # same rows: fit each fold's baselines on the other folds
+            predictors.update(_cross_fitted_baselines(test, Xte, te_tasks))
+        else:
+            Xtr = featurize(body, trainm.prompts)
+            tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, trainm.prompts)]
+            predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)
+            predictors["task-table"] = table_predictor(tr_tasks, trainm, te_tasks)
     for name in ("knn", "task-table"):
         if name in predictors:  # baselines price unknown costs like the router does
             q, c = predictors[name]

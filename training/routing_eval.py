@@ -175,6 +175,9 @@ def evaluate_routing(
                 "cost_to_match_best_ratio": (match / best_c) if match is not None and best_c > 0 else None,
             }
         entry["aiq"] = max(entry["threshold"]["aiq"], entry["gap"]["aiq"])
+        ratios = [entry[m]["cost_to_match_best_ratio"] for m in ("threshold", "gap")
+                  if entry[m]["cost_to_match_best_ratio"] is not None]
+        entry["cost_to_match_best_ratio"] = min(ratios) if ratios else None
         entry["ece"] = expected_calibration_error(pq, tq)
         entry["brier"] = float(np.mean((pq - tq) ** 2))
         if pair is not None and all(m in data.models for m in pair):
