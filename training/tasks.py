@@ -55,6 +55,9 @@ REAL_COLLECTIONS = (
     "own_multilingual_4",
     "own_en_techboundary",
     "own_en_selfinstruct_2",
+    "own_en_arena_2",
+    "own_en_selfinstruct_3",
+    "own_multilingual_5",
 )
 
 HEADS = ("logreg", "knn", "mlp")
