@@ -249,7 +249,7 @@ class _State:
     caller_usage: bool  # the caller asked for the usage chunk
     timeout: Any
     client_tag: str | None
-    raw: bool = False  # the gateway's fast path: non-streaming answers as _RawCompletion
+    raw: bool = False  # the gateway's fast path: _RawCompletion answers, _RawChunk streams
     t0: float = field(default_factory=time.perf_counter)
     created_at: float = field(default_factory=time.time)
     decision: Any = None
@@ -293,13 +293,20 @@ class _RawCompletion:
 
 
 class _RawTarget:
-    """What the raw path needs of a built ``openai.AsyncOpenAI``: its HTTP client, URL, headers."""
+    """What the raw path needs of a built ``openai.AsyncOpenAI``: its HTTP client, URL, headers,
+    and, for streams, the SDK's own SSE decoder and the exception types it maps to its errors."""
 
-    __slots__ = ("sdk", "http", "url", "headers")
+    __slots__ = ("sdk", "http", "url", "headers", "sse_decoder", "timeout_errors", "request_errors", "drain")
 
     def __init__(self, sdk: Any):
+        from openai._httpx2 import request_exceptions, timeout_exceptions
+        from openai._streaming_cleanup import drain_response_async
+
         self.sdk = sdk
         self.http = sdk._client
+        self.sse_decoder = sdk._make_sse_decoder
+        self.timeout_errors, self.request_errors = timeout_exceptions(), request_exceptions()
+        self.drain = drain_response_async
         self.url = str(sdk.base_url).rstrip("/") + "/chat/completions"
         hdrs: dict[str, str] = {}
         for k, v in {**sdk.auth_headers, **sdk.default_headers}.items():
@@ -1132,37 +1139,163 @@ def _raw_body(params: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-async def _raw_post(target: _RawTarget, call: _Call) -> _RawCompletion:
-    """POST a non-streaming chat completion with the SDK client's own HTTP client, raising the
-    SDK's exception types (``APITimeoutError``, ``APIConnectionError``, ``APIStatusError`` and
-    subclasses, ``json.JSONDecodeError``) so :func:`_classify` treats failures exactly as on the
-    SDK path."""
+async def _raw_send(target: _RawTarget, call: _Call) -> Any:
+    """POST ``call`` with the SDK client's own HTTP client -> the httpx2 response (streamed when
+    ``call.stream``), raising the SDK's exception types for transport failures
+    (``APITimeoutError``, ``APIConnectionError``) and HTTP errors (``APIStatusError`` and
+    subclasses) so :func:`_classify` treats failures exactly as on the SDK path."""
     import openai
 
-    content = _raw_body(call.params)
     timeout = call.timeout
     headers = target.headers
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
         headers = {**headers, "x-stainless-read-timeout": str(float(timeout))}
     http = target.http
-    request = http.build_request("POST", target.url, content=content, headers=headers, timeout=timeout)
+    request = http.build_request("POST", target.url, content=_raw_body(call.params), headers=headers,
+                                 timeout=timeout)
     try:
-        response = await http.send(request)
+        response = await http.send(request, stream=call.stream)
     except openai.OpenAIError:
         raise
+    except (*target.timeout_errors, TimeoutError) as exc:
+        raise openai.APITimeoutError(request=request) from exc
     except Exception as exc:
-        import httpx2
-
-        if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
-            raise openai.APITimeoutError(request=request) from exc
         raise openai.APIConnectionError(request=request) from exc
     if not 200 <= response.status_code < 300:  # what the SDK's raise_for_status turns into errors
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
         raise target.sdk._make_status_error_from_response(response)
+    return response
+
+
+async def _raw_post(target: _RawTarget, call: _Call) -> _RawCompletion:
+    """A non-streaming chat completion on the raw path: the provider's JSON, or the SDK's
+    exception types (:func:`_raw_send`; ``json.JSONDecodeError`` for a malformed body)."""
+    response = await _raw_send(target, call)
     body = response.content
     data = json.loads(body)  # json.JSONDecodeError: malformed
     if not isinstance(data, dict):
         raise json.JSONDecodeError("expected a JSON object", body.decode("utf-8", "replace")[:100], 0)
     return _RawCompletion(data, body)
+
+
+class _Attrs:
+    """Attribute access over a JSON object, as the bookkeeping reads SDK objects (a missing key
+    reads as None)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: Any):
+        self._d = d if isinstance(d, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._d.get(name)
+        except AttributeError:  # pragma: no cover - during unpickling
+            raise AttributeError(name) from None
+
+
+class _RawChoice:
+    __slots__ = ("delta", "finish_reason")
+
+    def __init__(self, c: Any):
+        c = c if isinstance(c, dict) else {}
+        self.delta = _Attrs(c.get("delta")) if c.get("delta") is not None else None
+        self.finish_reason = c.get("finish_reason")
+
+
+class _RawChunk:
+    """One event of a stream on the gateway's raw path: ``data`` the provider's JSON (parsed for
+    the bookkeeping), ``text`` its exact text, forwarded as it came."""
+
+    __slots__ = ("data", "text", "choices", "usage")
+
+    def __init__(self, data: dict[str, Any], text: str):
+        self.data, self.text = data, text
+        self.choices = [_RawChoice(c) for c in data.get("choices") or ()]
+        u = data.get("usage")
+        self.usage = _Attrs(u) if isinstance(u, dict) else None
+
+    @property
+    def id(self) -> Any:
+        return self.data.get("id")
+
+    @property
+    def created(self) -> Any:
+        return self.data.get("created")
+
+    @property
+    def model(self) -> Any:
+        return self.data.get("model")
+
+
+class _RawStream:
+    """The open HTTP response of a raw stream; ``close()`` as the SDK's stream has."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any):
+        self.response = response
+
+    async def close(self) -> None:
+        await self.response.aclose()
+
+
+async def _raw_chunks(target: _RawTarget, response: Any) -> AsyncIterator[_RawChunk]:
+    """The events of a raw stream, decoded and checked as ``openai.AsyncStream`` does: ``[DONE]``
+    ends it, an ``error`` object raises ``APIError``, transport failures raise
+    ``APITimeoutError`` / ``APIConnectionError``, invalid JSON ``json.JSONDecodeError``."""
+    import openai
+
+    request = response.request
+    try:
+        try:
+            async for sse in target.sse_decoder().aiter_bytes(response.aiter_bytes()):
+                if sse.data.startswith("[DONE]"):
+                    if response.http_version == "HTTP/1.1":
+                        await target.drain(response)  # keep the connection reusable
+                    return
+                data = sse.json()
+                if isinstance(data, dict) and data.get("error"):
+                    err = data["error"]
+                    message = err.get("message") if isinstance(err, dict) else None
+                    if not message or not isinstance(message, str):
+                        message = "An error occurred during streaming"
+                    raise openai.APIError(message=message, request=request, body=err)
+                if not isinstance(data, dict):
+                    raise json.JSONDecodeError("expected a JSON object", sse.data[:100], 0)
+                yield _RawChunk(data, sse.data)
+        except target.timeout_errors as err:
+            raise openai.APITimeoutError(request=request) from err
+        except target.request_errors as err:
+            raise openai.APIConnectionError(request=request) from err
+    finally:
+        await response.aclose()
+
+
+async def _raw_open(target: _RawTarget, call: _Call) -> _Opened:
+    """A streaming chat completion on the raw path, read up to its first meaningful chunk (what
+    commits the stream to its model); failures raise as in :func:`_raw_send` and
+    :func:`_raw_chunks`, so retries and fallback behave as on the SDK path."""
+    response = await _raw_send(target, call)
+    stream = _RawStream(response)
+    try:
+        return await _aopen(stream, _raw_chunks(target, response))
+    except BaseException:
+        await stream.close()
+        raise
+
+
+async def _aopen(stream: Any, it: AsyncIterator[Any]) -> _Opened:
+    """Read ``it`` up to its first meaningful chunk, keeping what came before it."""
+    buffered: list[Any] = []
+    async for chunk in it:
+        buffered.append(chunk)
+        if _meaningful(chunk):
+            return _Opened(stream, it, buffered, False)
+    return _Opened(stream, it, buffered, True)
 
 
 # -- the SDK-shaped surface -----------------------------------------------------------------
@@ -1338,11 +1471,13 @@ class AsyncRoutedClient(_Base):
     async def _create(self, kwargs: Mapping[str, Any], *, request_id: str | None = None,
                       client_tag: str | None = None, raw: bool = False) -> Any:
         """``raw`` (the gateway's path): a non-streaming answer comes back as a ``_RawCompletion``
-        (the provider's JSON, with ``.router``) rather than an SDK ``ChatCompletion``."""
+        (the provider's JSON, with ``.router``) rather than an SDK ``ChatCompletion``, and a
+        stream yields ``_RawChunk`` (each event's JSON text as the provider sent it) rather than
+        SDK ``ChatCompletionChunk`` objects; a stream that breaks still ends with an SDK chunk
+        carrying ``error``."""
         core = self._core
         st = core.start(kwargs, request_id, client_tag)
-        if raw and not st.stream:
-            st.raw = True
+        st.raw = raw
         try:
             decision = None
             if st.auto:
@@ -1381,20 +1516,12 @@ class AsyncRoutedClient(_Base):
             if call.raw:
                 target = self._core.raw_target(client)
                 if target is not None:
-                    out = await _raw_post(target, call)
+                    out = await (_raw_open(target, call) if call.stream else _raw_post(target, call))
                     return _Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
             out = await client.chat.completions.create(**call.params, timeout=call.timeout)
             if call.stream:
                 stream = out
-                it = out.__aiter__()
-                buffered: list[Any] = []
-                done = True
-                async for chunk in it:
-                    buffered.append(chunk)
-                    if _meaningful(chunk):
-                        done = False
-                        break
-                out = _Opened(stream, it, buffered, done)
+                out = await _aopen(stream, out.__aiter__())
             return _Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
         except BaseException as exc:
             if stream is not None:

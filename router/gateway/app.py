@@ -55,7 +55,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
-from ..client import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient, _RawCompletion
+from ..client import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient, _RawChunk, _RawCompletion
 from ..errors import InvalidRequestError, UnknownModelError
 from .errors import error_response, map_exception
 
@@ -253,6 +253,9 @@ def create_app(
     async def _sse(stream: Any):
         try:
             async for chunk in stream:
+                if isinstance(chunk, _RawChunk):  # the provider's event, forwarded as it came
+                    yield b"data: " + chunk.text.encode() + b"\n\n"
+                    continue
                 extra = chunk.__pydantic_extra__ or {}
                 if "error" in extra and not chunk.choices:
                     yield b"data: " + json.dumps({"error": extra["error"]}).encode() + b"\n\n"

@@ -221,6 +221,28 @@ def test_malformed_json_and_drop_are_retried(sdk, up):
     assert raw.headers["x-router-model"] == "deepseek-chat" and len(up.requests) == 3
 
 
+@pytest.mark.parametrize("fault, params", [
+    ("status", {"status": 503}), ("malformed", {}), ("drop", {}), ("error_event", {}), ("drop_mid_stream", {}),
+])
+def test_stream_failures_before_the_first_token_are_retried(sdk, up, store, fault, params):
+    """On the gateway's raw stream path as on the SDK path: a failure before any output (HTTP
+    error, a non-JSON event, a dropped connection, an error event, a drop before content) is
+    retried on the same model; the caller sees one clean stream and one log row."""
+    before = ids_of(store)
+    if fault == "drop_mid_stream":
+        up.set_reply("deepseek-chat", "")  # the drop comes before any content
+    up.add_fault(fault, model="deepseek-chat", **params)
+    with sdk.chat.completions.with_streaming_response.create(model="deepseek-chat", messages=HELLO,
+                                                             stream=True) as raw:
+        assert raw.headers["x-router-model"] == "deepseek-chat"
+        text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == ("" if fault == "drop_mid_stream" else "echo[deepseek-chat]: hello there my friend")
+    assert len(up.requests) == 2
+    (row,) = new_rows(store, before)
+    assert row.stream and row.status == "ok"
+    assert [e["status"] for e in row.chain] == ["error", "ok"]
+
+
 def test_upstream_failure_is_502_and_400_is_not_retried(sdk, up, store):
     before = ids_of(store)
     up.add_fault("status", status=500, model="gpt-4o", times=3)
@@ -444,7 +466,7 @@ def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
     import asyncio
 
     from router.client import AsyncRoutedClient
-    from router.client import _RawCompletion
+    from router.client import _RawChunk, _RawCompletion
 
     store = UsageStore(f"sqlite:///{tmp_path}/raw.db")
     client = AsyncRoutedClient(router_, base_url=up.base_url, api_key="upstream-key", usage=store, retry=FAST)
@@ -457,17 +479,32 @@ def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
             sent_a = up.requests[-1]
             b = await client._create(dict(kw), request_id="req_raw", raw=True)
             sent_b = up.requests[-1]
-            s = await client._create({**kw, "stream": True}, request_id="req_stream", raw=True)
+            s = await client._create({**kw, "stream": True}, request_id="req_stream_sdk")
             chunks = [c async for c in s]
-            return a, sent_a, b, sent_b, s, chunks
+            sent_s = up.requests[-1]
+            rs = await client._create({**kw, "stream": True}, request_id="req_stream_raw", raw=True)
+            raw_chunks = [c async for c in rs]
+            sent_rs = up.requests[-1]
+            return a, sent_a, b, sent_b, (s, chunks, sent_s), (rs, raw_chunks, sent_rs)
         finally:
             await client.aclose()
 
-    a, sent_a, b, sent_b, s, chunks = asyncio.run(both())
+    a, sent_a, b, sent_b, sdk_stream, raw_stream = asyncio.run(both())
     try:
         assert not isinstance(a, _RawCompletion) and a.choices[0].message.content
         assert isinstance(b, _RawCompletion)
-        assert not isinstance(s, _RawCompletion) and chunks  # streams never take the raw path
+        # streams: the raw path forwards the provider's events as _RawChunk, with the same content,
+        # request, routing metadata and log row as the SDK path's ChatCompletionChunk objects
+        (s, chunks, sent_s), (rs, raw_chunks, sent_rs) = sdk_stream, raw_stream
+        assert chunks and all(not isinstance(c, _RawChunk) for c in chunks)
+        assert raw_chunks and all(isinstance(c, _RawChunk) for c in raw_chunks)
+        assert sent_s["body"] == sent_rs["body"] and sent_rs["body"]["stream"] is True
+        strip = lambda d: {k: v for k, v in d.items() if k not in ("id", "created")}  # noqa: E731
+        assert [strip(json.loads(c.model_dump_json(exclude_unset=True))) for c in chunks] == \
+               [strip(json.loads(c.text)) for c in raw_chunks]
+        skip = {"request_id", "latency_ms", "chain"}
+        assert {k: v for k, v in s.router.items() if k not in skip} == \
+               {k: v for k, v in rs.router.items() if k not in skip}
         assert sent_a["body"] == sent_b["body"] and sent_b["body"]["foo"] == "bar" and sent_b["body"]["baz"] == 1
         ha = {k.lower(): v for k, v in sent_a["headers"].items()}
         hb = {k.lower(): v for k, v in sent_b["headers"].items()}
@@ -484,8 +521,11 @@ def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
                [{k: v for k, v in e.items() if k != "latency_ms"} for e in b.router["chain"]]
         assert store.flush(5.0)
         rows = {r.request_id: r for r in store.records()}
-        ra, rb = rows["req_sdk"], rows["req_raw"]
-        for f in ("model", "task", "tier", "prompt_tokens", "completion_tokens", "cost_usd", "status", "prompt_hash"):
-            assert getattr(ra, f) == getattr(rb, f), f
+        for x, y in (("req_sdk", "req_raw"), ("req_stream_sdk", "req_stream_raw")):
+            ra, rb = rows[x], rows[y]
+            for f in ("model", "task", "tier", "prompt_tokens", "completion_tokens", "cost_usd", "status",
+                      "prompt_hash", "stream"):
+                assert getattr(ra, f) == getattr(rb, f), (x, f)
+        assert rows["req_stream_raw"].stream and rows["req_stream_raw"].status == "ok"
     finally:
         store.close()

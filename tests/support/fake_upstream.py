@@ -22,6 +22,9 @@ applies to its model (``model=None`` applies to every model). Kinds:
 * ``"drop"``: close the connection without answering;
 * ``"drop_mid_stream"``: streaming: two content chunks, then an abrupt close (no ``[DONE]``);
   non-streaming: headers only, then an abrupt close;
+* ``"error_event"`` (optional ``message``): streaming: a 200 whose first event is
+  ``data: {"error": {...}}`` (a provider failing after it accepted the stream); non-streaming: a
+  500;
 * ``"reply"`` (``content``): answer normally with the given content.
 """
 
@@ -41,7 +44,7 @@ from typing import Any
 
 __all__ = ["FakeUpstream", "Fault", "FAULT_KINDS", "DEFAULT_MODELS"]
 
-FAULT_KINDS = frozenset({"delay", "status", "malformed", "drop", "drop_mid_stream", "reply"})
+FAULT_KINDS = frozenset({"delay", "status", "malformed", "drop", "drop_mid_stream", "error_event", "reply"})
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
 
 _ERROR_TYPES = {
@@ -311,6 +314,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif kind == "drop":
                 self._abort()
+            elif kind == "error_event":
+                message = p.get("message") or "Injected fault: the model is overloaded"
+                if not stream:
+                    self._send_error(500, message)
+                    return
+                event = {"error": {"message": message, "type": "server_error", "code": "overloaded"}}
+                self._send_bytes(200, b"data: " + json.dumps(event).encode() + b"\n\n",
+                                 content_type="text/event-stream; charset=utf-8")
+                return
             elif kind == "reply":
                 scripted = str(p.get("content", ""))
             elif kind == "drop_mid_stream":
