@@ -1191,10 +1191,9 @@ class _Attrs:
         self._d = d if isinstance(d, dict) else {}
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self._d.get(name)
-        except AttributeError:  # pragma: no cover - during unpickling
-            raise AttributeError(name) from None
+        if name.startswith("_"):  # private and dunder lookups (copy, pickle) are not JSON keys
+            raise AttributeError(name)
+        return self._d.get(name)
 
 
 class _RawChoice:
