@@ -275,14 +275,40 @@ class _Call:
     raw: bool = False
 
 
-class _RawCompletion:
+def _json_view(value: Any) -> Any:
+    """``value`` with JSON objects (also inside arrays) seen through :class:`_JsonView`."""
+    if isinstance(value, dict):
+        return _JsonView(value)
+    if isinstance(value, list):
+        return [_json_view(v) for v in value]
+    return value
+
+
+class _JsonView:
+    """Attribute access over a provider's JSON object, so the bookkeeping (usage, text, chunk
+    checks) reads the gateway's raw answers as it reads SDK objects: nested objects are viewed
+    the same way, a missing key reads as None. ``data`` is the object itself."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # private and dunder lookups (copy, pickle) are not JSON keys
+            raise AttributeError(name)
+        return _json_view(self.data.get(name))
+
+
+class _RawCompletion(_JsonView):
     """A non-streaming answer kept as the provider's JSON (the gateway's path): ``data`` is the
     parsed object, ``body`` the bytes to send back, ``router`` the routing metadata."""
 
-    __slots__ = ("data", "body", "router")
+    __slots__ = ("body", "router")
 
     def __init__(self, data: dict[str, Any], body: bytes):
-        self.data, self.body = data, body
+        super().__init__(data)
+        self.body = body
         self.router: dict[str, Any] | None = None
 
     def json_bytes(self) -> bytes:
@@ -290,6 +316,17 @@ class _RawCompletion:
         if "router" in self.data:
             return json.dumps({k: v for k, v in self.data.items() if k != "router"}, ensure_ascii=False).encode()
         return self.body
+
+
+class _RawChunk(_JsonView):
+    """One event of a stream on the gateway's raw path: ``data`` the provider's JSON (parsed for
+    the bookkeeping), ``text`` its exact text, forwarded as it came."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, data: dict[str, Any], text: str):
+        super().__init__(data)
+        self.text = text
 
 
 class _RawTarget:
@@ -450,12 +487,6 @@ def _strip_images(messages: Sequence[Any]) -> list[Any]:
 
 
 def _response_text(response: Any) -> str:
-    if isinstance(response, _RawCompletion):
-        try:
-            return "\n".join((c["message"].get("content") or "") for c in response.data["choices"]
-                             if c.get("message") is not None)
-        except Exception:
-            return ""
     try:
         return "\n".join(c.message.content or "" for c in response.choices if c.message is not None)
     except Exception:
@@ -879,11 +910,6 @@ class _Core:
         return self.error(st, last_model, msg)
 
     def tokens(self, st: _State, response: Any) -> tuple[int, int]:
-        if isinstance(response, _RawCompletion):
-            u = response.data.get("usage")
-            if isinstance(u, Mapping) and u.get("prompt_tokens") is not None:
-                return int(u["prompt_tokens"] or 0), int(u.get("completion_tokens") or 0)
-            return st.parsed.prompt_tokens, estimate_tokens(_response_text(response))
         u = getattr(response, "usage", None)
         if u is not None and getattr(u, "prompt_tokens", None) is not None:
             return int(u.prompt_tokens or 0), int(u.completion_tokens or 0)
@@ -1179,55 +1205,6 @@ async def _raw_post(target: _RawTarget, call: _Call) -> _RawCompletion:
     if not isinstance(data, dict):
         raise json.JSONDecodeError("expected a JSON object", body.decode("utf-8", "replace")[:100], 0)
     return _RawCompletion(data, body)
-
-
-class _Attrs:
-    """Attribute access over a JSON object, as the bookkeeping reads SDK objects (a missing key
-    reads as None)."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: Any):
-        self._d = d if isinstance(d, dict) else {}
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # private and dunder lookups (copy, pickle) are not JSON keys
-            raise AttributeError(name)
-        return self._d.get(name)
-
-
-class _RawChoice:
-    __slots__ = ("delta", "finish_reason")
-
-    def __init__(self, c: Any):
-        c = c if isinstance(c, dict) else {}
-        self.delta = _Attrs(c.get("delta")) if c.get("delta") is not None else None
-        self.finish_reason = c.get("finish_reason")
-
-
-class _RawChunk:
-    """One event of a stream on the gateway's raw path: ``data`` the provider's JSON (parsed for
-    the bookkeeping), ``text`` its exact text, forwarded as it came."""
-
-    __slots__ = ("data", "text", "choices", "usage")
-
-    def __init__(self, data: dict[str, Any], text: str):
-        self.data, self.text = data, text
-        self.choices = [_RawChoice(c) for c in data.get("choices") or ()]
-        u = data.get("usage")
-        self.usage = _Attrs(u) if isinstance(u, dict) else None
-
-    @property
-    def id(self) -> Any:
-        return self.data.get("id")
-
-    @property
-    def created(self) -> Any:
-        return self.data.get("created")
-
-    @property
-    def model(self) -> Any:
-        return self.data.get("model")
 
 
 class _RawStream:
