@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from .outcomes import read_outcomes
 from .routing_eval import (
     OutcomeMatrix,
     evaluate_routing,
+    id_bucket,
     knn_predictor,
     outcome_matrix,
     plot_cost_quality,
@@ -42,7 +42,7 @@ def _cross_fitted_baselines(data: OutcomeMatrix, X: np.ndarray, tasks: Sequence[
                             folds: int = BASELINE_FOLDS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """kNN and per-task table predictions for every prompt of ``data``, each fold's from the
     other folds (folds by a hash of the prompt id), so a baseline never sees the prompt it routes."""
-    fold = np.array([int(hashlib.sha1(p.encode()).hexdigest()[:8], 16) % folds for p in data.prompt_ids])
+    fold = np.array([id_bucket(p, folds) for p in data.prompt_ids])
     out = {name: (np.zeros_like(data.quality), np.zeros_like(data.cost)) for name in ("knn", "task-table")}
     tasks = np.asarray(tasks)
     for k in range(folds):
@@ -78,7 +78,7 @@ def run_eval(
     if df.empty:
         raise DataError("none of the outcome models is in the router's catalog")
     if validation_percent is None:
-        train, val = df, df
+        train, val = None, df
     else:
         train, val = split_outcomes(df, validation_percent)
     # models scored on (nearly) every held-out prompt; prompts missing one of them are dropped
@@ -88,11 +88,12 @@ def run_eval(
     if len(models) < 2:
         raise DataError(f"need >= 2 catalog models scored on >= 95% of the held-out prompts; have {models}")
     test = outcome_matrix(val, models)
-    trainm = outcome_matrix(train, models)
     if validation_percent is None:
+        trainm = None  # the baselines are cross-fitted on test's own folds
         say(f"evaluating on all {len(test.prompts)} prompts x {len(models)} models (baselines "
             f"cross-fitted over {BASELINE_FOLDS} folds, so none sees the prompt it routes)")
     else:
+        trainm = outcome_matrix(train, models)
         say(f"evaluating on {len(test.prompts)} held-out prompts x {len(models)} models "
             f"({len(trainm.prompts)} training prompts for the baselines)")
     cols = [router.models.index(m) for m in models]
@@ -113,7 +114,7 @@ def run_eval(
         body = with_cache(embedder, cache)
         Xte = featurize(body, test.prompts)
         te_tasks = [t.task for t in est.tasks]
-        if validation_percent is None:  # same rows: fit each fold's baselines on the other folds
+        if trainm is None:  # same rows: fit each fold's baselines on the other folds
             predictors.update(_cross_fitted_baselines(test, Xte, te_tasks))
         else:
             Xtr = featurize(body, trainm.prompts)

@@ -22,6 +22,7 @@ import pandas as pd
 from .metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, upper_hull
 
 __all__ = [
+    "id_bucket",
     "is_validation",
     "split_outcomes",
     "OutcomeMatrix",
@@ -41,9 +42,14 @@ THRESHOLDS = tuple(np.round(np.linspace(0, 1, 41), 3))
 GAPS = tuple(np.round(np.linspace(0, 0.6, 31), 3))
 
 
+def id_bucket(prompt_id: str, buckets: int) -> int:
+    """A prompt's bucket in [0, buckets), from a hash of its id: stable across runs and machines."""
+    return int(hashlib.sha1(prompt_id.encode()).hexdigest()[:8], 16) % buckets
+
+
 def is_validation(prompt_id: str, percent: int = 20) -> bool:
     """Deterministic validation split by prompt id: train and eval agree without shared state."""
-    return int(hashlib.sha1(prompt_id.encode()).hexdigest()[:8], 16) % 100 < percent
+    return id_bucket(prompt_id, 100) < percent
 
 
 def split_outcomes(df: pd.DataFrame, percent: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,7 +9,7 @@ import pytest
 
 from router.cli import main
 from training.evaluate_routing import _cross_fitted_baselines
-from training.routing_eval import OutcomeMatrix, evaluate_routing, route_gap, route_threshold
+from training.routing_eval import OutcomeMatrix, evaluate_routing, id_bucket, route_gap, route_threshold
 
 
 def test_threshold_and_gap_pick_the_cheapest_model_good_enough():
@@ -60,9 +60,7 @@ def test_cross_fitted_baselines_never_see_the_prompt_they_route():
     X = rng.standard_normal((n, 8))
     out = _cross_fitted_baselines(data, X, tasks, folds=5)
     table_q, _ = out["task-table"]
-    import hashlib
-
-    fold = np.array([int(hashlib.sha1(p.encode()).hexdigest()[:8], 16) % 5 for p in ids])
+    fold = np.array([id_bucket(p, 5) for p in ids])
     for i in range(n):
         others = fold != fold[i]
         assert table_q[i] == pytest.approx(quality[others].mean(0))
