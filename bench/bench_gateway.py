@@ -220,15 +220,17 @@ async def run_level(port: int, model: str, concurrency: int, n: int, stream: boo
     t0 = time.perf_counter()
     await asyncio.gather(*[worker() for _ in range(concurrency)])
     wall = time.perf_counter() - t0
-    latencies.sort()
-    pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    out = {"requests": len(latencies), "errors": errors, "p50_ms": round(pct(0.50), 3),
-           "p99_ms": round(pct(0.99), 3), "rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 3)}
+    out = {"requests": len(latencies), "errors": errors, "p50_ms": percentile(latencies, 0.50),
+           "p99_ms": percentile(latencies, 0.99), "rps": round(len(latencies) / wall, 1), "wall_s": round(wall, 3)}
     if stream and ttfb:
-        ttfb.sort()
-        out["ttfb_p50_ms"] = round(ttfb[len(ttfb) // 2], 3)
-        out["ttfb_p99_ms"] = round(ttfb[min(len(ttfb) - 1, int(0.99 * len(ttfb)))], 3)
+        out["ttfb_p50_ms"], out["ttfb_p99_ms"] = percentile(ttfb, 0.50), percentile(ttfb, 0.99)
     return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank, as measured before), rounded to µs."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 async def logged_rows(port: int) -> int:

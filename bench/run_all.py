@@ -17,14 +17,14 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-# script -> (needs a router, needs outcome data, extra arguments)
+# script -> (needs a router, needs outcome data)
 SCRIPTS = {
-    "bench_route.py": (True, False, []),
-    "bench_embed.py": (False, False, []),
-    "bench_classify.py": (True, False, []),
-    "bench_gateway.py": (False, False, []),
-    "bench_routing_transfer.py": (True, True, []),
-    "bench_routing_ceiling.py": (True, True, []),
+    "bench_route.py": (True, False),
+    "bench_embed.py": (False, False),
+    "bench_classify.py": (True, False),
+    "bench_gateway.py": (False, False),
+    "bench_routing_transfer.py": (True, True),
+    "bench_routing_ceiling.py": (True, True),
 }
 
 
@@ -50,12 +50,12 @@ def main() -> None:
             cmd += ["--catalog", str(ROOT / "models" / "routerbench.yaml"), "--outcomes", *outcomes]
         print(f"== training the benchmark router into {router_dir} ({len(outcomes)} outcome files)", flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
-    for name, (needs_router, needs_outcomes, extra) in SCRIPTS.items():
+    for name, (needs_router, needs_outcomes) in SCRIPTS.items():
         print(f"== {name}", flush=True)
         if needs_outcomes and not outcomes:
             print(f"skipped: no outcome data under {SHARED_DATA / 'outcomes'}", flush=True)
             continue
-        cmd = [sys.executable, str(HERE / name), *extra]
+        cmd = [sys.executable, str(HERE / name)]
         if needs_router:
             cmd += ["--router", str(router_dir)]
         subprocess.run(cmd, check=True, cwd=ROOT)
