@@ -9,7 +9,8 @@ id), three measurements:
 2. **signal the targets need**: a synthetic predictor = per-benchmark table + a noisy copy of
    each (prompt, model) outcome's within-benchmark residual whose correlation with the truth is
    rho (shrunk by rho, as a calibrated predictor would be); AIQ and the cost at which it reaches
-   the best single model's quality, for rho from 0 to 0.8 (mean of 5 noise seeds).
+   the best single model's quality, for rho from 0 to 0.8 (mean of SEEDS noise seeds; median
+   cost over the seeds that reach it).
 3. **an answer-agreement cascade** (post-call, using the recorded answers): ask k cheap models,
    keep the answer when they all give the same letter, else pay for GPT-4. Multiple-choice
    benchmarks only.
@@ -23,11 +24,13 @@ import argparse
 import itertools
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 STRONG = "gpt-4-1106-preview"
+SEEDS = 20
 
 
 def within_benchmark_correlation(pred: np.ndarray, true: np.ndarray, sources: np.ndarray) -> dict[str, float]:
@@ -46,7 +49,7 @@ def synthetic_predictor(table_q: np.ndarray, true_q: np.ndarray, sources: np.nda
     """Table + rho * (a signal correlated rho with the standardised residual) * residual sd."""
     resid = true_q - table_q
     out = table_q.copy()
-    for s in set(sources):
+    for s in sorted(set(sources)):
         rows = sources == s
         r = resid[rows]
         sd = r.std(0) + 1e-9
@@ -63,16 +66,13 @@ def _letter(response: str) -> str | None:
 
 def agreement_cascade(paths: list[str], ks: tuple[int, ...] = (1, 2, 3)) -> dict[str, dict]:
     """Best cascade per multiple-choice file: (quality, cost / GPT-4's cost, models), by quality."""
-    import csv
+    from training.outcomes import open_routerbench_csv
 
-    csv.field_size_limit(1 << 30)
     out = {}
     for path in paths:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
+        f, reader, models = open_routerbench_csv(Path(path))
+        with f:
             rows = list(reader)
-        models = [c for c in reader.fieldnames if c and "|" not in c
-                  and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to")]
         answers = {m: [_letter(r[f"{m}|model_response"]) for r in rows] for m in models}
         if np.mean([a is not None for a in answers[STRONG]]) < 0.9:
             continue  # not multiple choice (code)
@@ -101,9 +101,8 @@ def main() -> None:
     args = ap.parse_args()
     from router import Router
     from training.datasets import SHARED_DATA
-    from training.metrics import aiq, cost_to_match
     from training.outcomes import read_routerbench
-    from training.routing_eval import outcome_matrix, router_curve, split_outcomes, table_predictor
+    from training.routing_eval import evaluate_routing, outcome_matrix, split_outcomes, table_predictor
 
     paths = sorted(str(p) for p in (SHARED_DATA / "outcomes" / "routerbench").glob("*_train.csv"))
     df = pd.concat([read_routerbench(p) for p in paths])
@@ -111,27 +110,19 @@ def main() -> None:
     T = outcome_matrix(train)
     V = outcome_matrix(val, T.models)
     sources = np.array(V.sources)
-    single = [(V.cost[:, j].mean(), V.quality[:, j].mean()) for j in range(len(V.models))]
-    lo, hi = min(c for c, _ in single), max(c for c, _ in single)
-    best_c, best_q = max(single, key=lambda t: (t[1], -t[0]))
     table_q, _ = table_predictor(T.sources, T, V.sources)
 
     def score(pred_q: np.ndarray) -> tuple[float, float | None]:
-        best_aiq, ratios = 0.0, []
-        for mode in ("threshold", "gap"):
-            pts = [(p["cost"], p["quality"]) for p in router_curve(pred_q, V.cost, V.quality, V.cost, mode)]
-            best_aiq = max(best_aiq, aiq(pts, lo, hi))
-            c = cost_to_match(pts, best_q)
-            if c is not None:
-                ratios.append(c / best_c)
-        return best_aiq, (min(ratios) if ratios else None)
+        """(AIQ, cost at which it reaches the best single model / that model's cost), true costs."""
+        entry = evaluate_routing(V, {"p": (pred_q, V.cost)})["routers"]["p"]
+        return entry["aiq"], entry["cost_to_match_best_ratio"]
 
     r = Router.load(args.router)
     est = r.predict(V.prompts)
     pred = est.quality[:, [list(est.models).index(m) for m in V.models]]
     own_aiq, own_ratio = score(pred)
     report = {
-        "prompts": len(V.prompts), "best_single_quality": round(best_q, 4),
+        "prompts": len(V.prompts), "best_single_quality": round(float(V.quality.mean(0).max()), 4),
         "router": {"within_benchmark_correlation": within_benchmark_correlation(pred, V.quality, sources),
                    "aiq_true_costs": round(own_aiq, 4), "best_quality_at_cost_ratio": own_ratio},
         "table_aiq_true_costs": round(score(table_q)[0], 4),
@@ -139,11 +130,11 @@ def main() -> None:
     }
     rng = np.random.default_rng(0)
     for rho in (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.8):
-        runs = [score(synthetic_predictor(table_q, V.quality, sources, rho, rng)) for _ in range(5)]
+        runs = [score(synthetic_predictor(table_q, V.quality, sources, rho, rng)) for _ in range(SEEDS)]
         reached = [x for _, x in runs if x is not None]
         report["synthetic"].append({
             "rho": rho, "aiq": round(float(np.mean([a for a, _ in runs])), 4),
-            "best_quality_reached_in": f"{len(reached)}/5 seeds",
+            "best_quality_reached_in": f"{len(reached)}/{SEEDS} seeds",
             "best_quality_at_cost_ratio": round(float(np.median(reached)), 3) if reached else None})
     report["agreement_cascade"] = agreement_cascade(paths)
     print(json.dumps(report, indent=2))

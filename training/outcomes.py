@@ -32,6 +32,7 @@ from .jsonl import iter_objects
 __all__ = [
     "COLUMNS",
     "DEFAULT_ALIASES",
+    "open_routerbench_csv",
     "read_routerbench",
     "read_routellm",
     "read_outcomes_jsonl",
@@ -45,6 +46,7 @@ COLUMNS = ["prompt_id", "prompt", "model", "score", "cost", "prompt_tokens", "co
 DEFAULT_ALIASES: Mapping[str, str] = {
     "mistralai/Mixtral-8x7B-Instruct-v0.1": "mistralai/mixtral-8x7b-chat",
 }
+_RB_REQUIRED = ("sample_id", "prompt", "eval_name")
 _FEW_SHOT_SPLIT = re.compile(r"Answer:\s*\n?\s*[A-E]\s*\n\n")
 
 
@@ -105,11 +107,17 @@ def _open_csv(path: Path, required: Sequence[str], not_models: Sequence[str]):
     return f, reader, models
 
 
+def open_routerbench_csv(path: Path):
+    """Open a RouterBench wide CSV -> (file, ``csv.DictReader``, model names), the header checked
+    (a DataError names the file when a column is missing); rows keep every column, model
+    responses and costs included."""
+    return _open_csv(path, _RB_REQUIRED, (*_RB_REQUIRED, "oracle_model_to_route_to"))
+
+
 def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
     """One RouterBench wide CSV -> long form. Cells without a score are skipped."""
     path = Path(path)
-    required = ("sample_id", "prompt", "eval_name")
-    f, reader, models = _open_csv(path, required, (*required, "oracle_model_to_route_to"))
+    f, reader, models = open_routerbench_csv(path)
     rows = []
     with f:
         for rec in reader:
