@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 install: $(STAMP)
 
 demo: install
-	$(PY) -m training.demo
+	$(PY) -m router.training.demo
 
 test: install
 	$(PY) -m pytest -q

@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="also time training cold and warm")
     args = ap.parse_args()
     from router import Router
-    from training.demo import load_demo_prompts
+    from router.training.demo import load_demo_prompts
 
     r = Router.load(args.router)
     prompts = load_demo_prompts()
@@ -56,7 +56,7 @@ def main() -> None:
         lat.append((time.perf_counter() - t) * 1000)
     out["route_p50_ms"] = round(statistics.median(lat), 2)
     if args.train:
-        from training.train import TrainConfig, train_router
+        from router.training.fit.train import TrainConfig, train_router
 
         with tempfile.TemporaryDirectory() as tmp:
             cold = train_router(TrainConfig(out=Path(tmp) / "cold", cache=Path(tmp) / "cache.sqlite"))

@@ -27,9 +27,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from router.config import PROJECT_ROOT  # noqa: E402
-from router.embeddings import SentenceTransformerEmbedder, USEEmbedder  # noqa: E402
-from router.onnx_embedder import OnnxMiniLMEmbedder  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from router.embedders.core import SentenceTransformerEmbedder, USEEmbedder  # noqa: E402
+from router.embedders.onnx import OnnxMiniLMEmbedder  # noqa: E402
 
 
 def _version(dist: str) -> str | None:

@@ -11,7 +11,7 @@ import statistics
 import time
 
 from router import Router
-from training.demo import load_demo_prompts
+from router.training.demo import load_demo_prompts
 
 
 def machine() -> dict:

@@ -66,7 +66,7 @@ def _letter(response: str) -> str | None:
 
 def agreement_cascade(paths: list[str], ks: tuple[int, ...] = (1, 2, 3)) -> dict[str, dict]:
     """Best cascade per multiple-choice file: (quality, cost / GPT-4's cost, models), by quality."""
-    from training.outcomes import open_routerbench_csv
+    from router.training.data.outcomes import open_routerbench_csv
 
     out = {}
     for path in paths:
@@ -100,9 +100,10 @@ def main() -> None:
     ap.add_argument("--router", required=True, help="a router trained with RouterBench outcomes")
     args = ap.parse_args()
     from router import Router
-    from training.datasets import SHARED_DATA
-    from training.outcomes import read_routerbench
-    from training.routing_eval import evaluate_routing, outcome_matrix, split_outcomes, table_predictor
+    from router.config import shared_data_dir
+    SHARED_DATA = shared_data_dir()
+    from router.training.data.outcomes import read_routerbench
+    from router.training.evaluate.routing import evaluate_routing, outcome_matrix, split_outcomes, table_predictor
 
     paths = sorted(str(p) for p in (SHARED_DATA / "outcomes" / "routerbench").glob("*_train.csv"))
     df = pd.concat([read_routerbench(p) for p in paths])

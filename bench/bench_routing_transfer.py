@@ -21,14 +21,15 @@ def main() -> None:
     ap.add_argument("--holdout", nargs="+", default=["arc-challenge", "mbpp", "winogrande", "mmlu-math"])
     args = ap.parse_args()
     from router import Router
-    from router.classifier import featurize
+    from router.tasks.classifier import featurize
     from router.config import default_cache_path
-    from router.embeddings import CachedEmbedder
-    from router.learned_quality import quality_features
-    from training.datasets import SHARED_DATA
-    from training.metrics import apgr, cpt
-    from training.outcomes import default_outcome_files, read_outcomes
-    from training.quality import build_quality_model
+    from router.embedders.core import CachedEmbedder
+    from router.predictors.learned import quality_features
+    from router.config import shared_data_dir
+    SHARED_DATA = shared_data_dir()
+    from router.training.evaluate.metrics import apgr, cpt
+    from router.training.data.outcomes import default_outcome_files, read_outcomes
+    from router.training.fit.quality import build_quality_model
 
     r = Router.load(args.router)
     df = read_outcomes(default_outcome_files(SHARED_DATA))

@@ -37,8 +37,9 @@ def main() -> None:
     if missing:
         sys.exit(f"run_all.py does not know how to run {missing}: add them to SCRIPTS")
 
-    from training.datasets import SHARED_DATA
-    from training.outcomes import default_outcome_files
+    from router.config import shared_data_dir
+    SHARED_DATA = shared_data_dir()
+    from router.training.data.outcomes import default_outcome_files
 
     outcomes = [str(p) for p in default_outcome_files(SHARED_DATA)]
     router_dir = Path(args.router_dir)

@@ -6,8 +6,8 @@
 'glm-4-flash'
 """
 
-from .catalog import ModelCatalog, ModelSpec
-from .client import RoutedClient
+from .catalog.model_catalog import ModelCatalog, ModelSpec
+from .serving.client.core import RoutedClient
 from .errors import (
     ArtifactError,
     CatalogError,
@@ -22,7 +22,7 @@ from .errors import (
 from .policy import Constraints, PolicyConfig
 from .routing import Router
 from .savings import SavingsReport, savings_report
-from .taxonomy import TASK_TYPES, RegexTaskClassifier, classify_task
+from .tasks.taxonomy import TASK_TYPES, RegexTaskClassifier, classify_task
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
 
 __version__ = "0.1.0"

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
-    "PROJECT_ROOT",
+    "PACKAGE_DIR",
+    "project_dir",
+    "shared_data_dir",
     "default_catalog_path",
     "default_cache_path",
     "env",
@@ -19,8 +21,24 @@ __all__ = [
     "serve_settings",
 ]
 
-#: The checkout the package lives in (``router/`` sits at its top level).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The installed package's folder (its package data: the default catalog).
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def project_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The project a command works in: ``$ROUTER_PROJECT_DIR`` when set, else the current folder.
+
+    Its ``data/`` (labelled prompts), ``mlflow.yaml``, ``.cache/`` and ``artifacts/`` are read and
+    written there; the library itself never depends on a checkout."""
+    value = env(environ).get("ROUTER_PROJECT_DIR")
+    return Path(value) if value else Path.cwd()
+
+
+def shared_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The shared data folder: ``$ROUTER_SHARED_DATA`` when set, else ``../shared/data`` beside
+    the project (it may not exist; callers check)."""
+    value = env(environ).get("ROUTER_SHARED_DATA")
+    return Path(value) if value else project_dir(environ).parent / "shared" / "data"
 
 
 def env(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -29,17 +47,18 @@ def env(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 
 def default_catalog_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$ROUTER_CATALOG`` when set, else ``models/catalog.yaml`` of the checkout."""
+    """``$ROUTER_CATALOG`` when set, else the catalog shipped with the package
+    (``router/catalog/default.yaml``)."""
     value = env(environ).get("ROUTER_CATALOG")
     if value:
         return Path(value)
-    return PROJECT_ROOT / "models" / "catalog.yaml"
+    return PACKAGE_DIR / "catalog" / "default.yaml"
 
 
 def default_cache_path(environ: Mapping[str, str] | None = None) -> Path:
-    """The embedding cache: ``$ROUTER_CACHE_DIR/embeddings.sqlite``, else ``.cache/`` of the checkout."""
+    """The embedding cache: ``$ROUTER_CACHE_DIR/embeddings.sqlite``, else ``.cache/`` of the project."""
     value = env(environ).get("ROUTER_CACHE_DIR")
-    base = Path(value) if value else PROJECT_ROOT / ".cache"
+    base = Path(value) if value else project_dir(environ) / ".cache"
     return base / "embeddings.sqlite"
 
 

@@ -8,12 +8,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .catalog import ModelCatalog
+from .catalog.model_catalog import ModelCatalog
 from .policy import Candidate, Constraints, PolicyConfig, decide
-from .quality import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
-from .request import ParsedRequest, Prompt, parse_request
-from .taxonomy import RegexTaskClassifier
-from .text_views import CONTEXT_MARK
+from .predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
+from .text.request import ParsedRequest, Prompt, parse_request
+from .tasks.taxonomy import RegexTaskClassifier
+from .text.views import CONTEXT_MARK
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
 
 __all__ = ["Router", "TaskClassifier"]
@@ -70,13 +70,13 @@ class Router:
     @classmethod
     def load(cls, path_or_uri: str | Path) -> "Router":
         """Load a router saved with :meth:`save` (a folder) or a registry URI (``models:/``, ``runs:/``)."""
-        from .artifact import load_router
+        from .persistence.artifact import load_router
 
         return load_router(path_or_uri)
 
     def save(self, path: str | Path) -> Path:
         """Write this router to a new folder ``path`` (atomically); returns the path."""
-        from .artifact import save_router
+        from .persistence.artifact import save_router
 
         return save_router(self, path)
 
@@ -112,7 +112,7 @@ class Router:
         predict_features = getattr(self.classifier, "predict_features", None)
         embedder = getattr(self.classifier, "embedder", None)
         if callable(predict_features) and embedder is not None:
-            from .classifier import featurize
+            from .tasks.classifier import featurize
 
             X = featurize(embedder, texts)
             preds = predict_features(X, texts)

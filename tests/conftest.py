@@ -1,3 +1,4 @@
+from pathlib import Path
 import os
 
 import pytest
@@ -6,7 +7,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from router import ModelCatalog  # noqa: E402
-from router.config import PROJECT_ROOT  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -22,3 +24,20 @@ def catalog_dict(catalog) -> dict:
     import copy
 
     return copy.deepcopy(catalog.to_dict())
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """One FakeUpstream per test module (a module may override it, e.g. with an API key)."""
+    with FakeUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+def up(upstream):
+    """The module's FakeUpstream, clean for each test."""
+    upstream.reset()
+    upstream.clear_replies()
+    yield upstream
+    upstream.reset()
+    upstream.clear_replies()

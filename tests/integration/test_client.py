@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from router import RoutedClient
-from router.client import (
+from router.serving.client.core import (
     AsyncRoutedClient,
     EscalationPolicy,
     RetryPolicy,
@@ -23,7 +23,7 @@ from router.client import (
     reasoning_uncertainty,
 )
 from router.errors import InvalidRequestError, UnknownModelError, UpstreamError
-from router.usage import UsageStore
+from router.serving.usage.store import UsageStore
 from tests.support.chat import CODE, FAST, HELLO, LONG
 
 pytestmark = pytest.mark.integration

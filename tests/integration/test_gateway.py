@@ -18,10 +18,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from router import RoutedClient
-from router.cli import main as cli_main
-from router.client import RetryPolicy
-from router.gateway import create_app
-from router.usage import UsageStore
+from router.cli.main import main as cli_main
+from router.serving.client.core import RetryPolicy
+from router.serving.gateway import create_app
+from router.serving.usage.store import UsageStore
 from tests.support.chat import CODE, FAST, HELLO, LONG
 from tests.support.fake_upstream import FakeUpstream
 
@@ -424,8 +424,8 @@ def test_router_stats_cli(sdk, store, db_url, capsys, tmp_path):
 
 
 def test_router_serve_builds_the_app(router_, upstream, tmp_path, monkeypatch):
-    from router.cli import build_parser
-    from router.cli_serve import _settings, build_app
+    from router.cli.main import build_parser
+    from router.cli.serve import _settings, build_app
 
     monkeypatch.setenv("GW_UPSTREAM_KEY", "upstream-key")
     args = build_parser().parse_args([
@@ -465,8 +465,8 @@ def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
     and log row as the SDK path library users get (which still returns SDK objects)."""
     import asyncio
 
-    from router.client import AsyncRoutedClient
-    from router.client import _RawChunk, _RawCompletion
+    from router.serving.client.core import AsyncRoutedClient
+    from router.serving.client.core import _RawChunk, _RawCompletion
 
     store = UsageStore(f"sqlite:///{tmp_path}/raw.db")
     client = AsyncRoutedClient(router_, base_url=up.base_url, api_key="upstream-key", usage=store, retry=FAST)

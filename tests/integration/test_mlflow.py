@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from router import ArtifactError, Router, TrackingError
-from router.cli import main
-from router.config import PROJECT_ROOT
+from router.cli.main import main
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 PROMPTS = PROJECT_ROOT / "data" / "prompts"
@@ -140,7 +140,7 @@ def test_lifecycle_against_a_tracking_server(tmp_path, capsys):
 
 
 def test_bad_inputs(tmp_path, capsys):
-    from training.tracking import load_settings, promote
+    from router.training.tracking.runs import load_settings, promote
 
     settings = load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/m.db", gate_rows()))
     with pytest.raises(TrackingError, match="no registered model named 'r-test'"):
@@ -159,7 +159,7 @@ def test_failed_registration_leaves_no_version_behind(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from router import ModelCatalog
-    from training import tracking
+    from router.training.tracking import runs as tracking
 
     settings = tracking.load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/m.db", gate_rows()))
     router = Router.default(ModelCatalog.load())
@@ -181,7 +181,7 @@ def test_connecting_leaves_the_environment_alone(tmp_path, monkeypatch):
     model in an earlier run's store)."""
     import os
 
-    from training.tracking import connect, load_settings
+    from router.training.tracking.runs import connect, load_settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)

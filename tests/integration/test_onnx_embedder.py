@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from router.embeddings import SentenceTransformerEmbedder, clip_text
+from router.embedders.core import SentenceTransformerEmbedder, clip_text
 from router.errors import ArtifactError
-from router.onnx_embedder import OnnxMiniLMEmbedder
+from router.embedders.onnx import OnnxMiniLMEmbedder
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_unreadable_cache_entry_is_rebuilt(tmp_path, reference):
 
 
 def test_local_model_folder(cache_dir, int8):
-    from router.embeddings import _minilm_path
+    from router.embedders.core import _minilm_path
 
     folder = _minilm_path()
     if folder is None:

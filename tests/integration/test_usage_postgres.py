@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from router import ModelCatalog
 from router.errors import ArtifactError
-from router.usage import UsageStore
+from router.serving.usage.store import UsageStore
 from tests.support.usage_records import CATALOG, log_from_threads, make_record
 
 pytestmark = pytest.mark.integration

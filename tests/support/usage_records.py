@@ -2,7 +2,7 @@
 
 import threading
 
-from router.usage import UsageRecord, hash_prompt
+from router.serving.usage.store import UsageRecord, hash_prompt
 
 CATALOG = {
     "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "KEY"}},

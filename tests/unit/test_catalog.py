@@ -30,7 +30,7 @@ def test_default_catalog_has_the_original_models_and_prices(catalog):
 
 
 def test_priors_cover_every_text_task_and_are_probabilities(catalog):
-    from router.taxonomy import TEXT_TASK_TYPES
+    from router.tasks.taxonomy import TEXT_TASK_TYPES
 
     for m in catalog:
         for t in TEXT_TASK_TYPES:

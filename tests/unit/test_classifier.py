@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from router import ArtifactError, Router
-from router.classifier import LearnedTaskClassifier, featurize
-from router.embeddings import HashingEmbedder
-from training.datasets import LabelledPrompt, LabelledSet
-from training.tasks import choose_threshold, fit_task_classifier, leave_source_out, make_head, sample_weights
+from router.tasks.classifier import LearnedTaskClassifier, featurize
+from router.embedders.core import HashingEmbedder
+from router.training.data.datasets import LabelledPrompt, LabelledSet
+from router.training.fit.tasks import choose_threshold, fit_task_classifier, leave_source_out, make_head, sample_weights
 
 ROWS = {
     "code": ["write a python function to reverse a list", "fix this javascript bug in my loop",
@@ -54,7 +54,7 @@ def test_gate_sends_low_confidence_to_regex(clf):
 
 
 def test_choose_threshold_prefers_regex_only_where_it_is_better():
-    from training.tasks import LosoResult
+    from router.training.fit.tasks import LosoResult
 
     res = LosoResult(collections=["x"], index=np.arange(4), y_true=np.array(["a", "b", "c", "d"]),
                      y_pred=np.array(["a", "b", "x", "x"]), confidence=np.array([0.9, 0.8, 0.2, 0.1]))
@@ -143,7 +143,7 @@ def test_conversation_context_keeps_follow_ups_on_task(clf):
     ]
     with_ctx = Router(ModelCatalog.load(), classifier=clf, context_turns=2)
     no_ctx = Router(ModelCatalog.load(), classifier=clf, context_turns=0)
-    from router.request import parse_request
+    from router.text.request import parse_request
 
     assert with_ctx.classify([convo])[0].task == "code"
     text = with_ctx._text_for_classifier(parse_request(convo))

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from router.cli import main
+from router.cli.main import main
 
 
 def run(capsys, *argv):
@@ -66,7 +66,7 @@ def test_console_script_help():
 
 
 def test_demo_prints_savings(capsys):
-    from training.demo import main as demo
+    from router.training.demo import main as demo
 
     assert demo(["--cold-start", "--tier", "balanced"]) == 0
     out = capsys.readouterr().out

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from training.datasets import PROJECT_ROOT, load_labelled
-from training.tasks import REAL_COLLECTIONS
+from router.training.data.datasets import load_labelled
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from router.training.fit.tasks import REAL_COLLECTIONS
 
 DATA = PROJECT_ROOT / "data"
 PROMPT_FILES = sorted((DATA / "prompts").glob("*.jsonl"))

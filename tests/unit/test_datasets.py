@@ -1,9 +1,10 @@
+from pathlib import Path
 import json
 
 import pytest
 
 from router import DataError
-from training.datasets import load_labelled, load_overrides
+from router.training.data.datasets import load_labelled, load_overrides
 
 
 def write(tmp_path, name, rows):
@@ -70,8 +71,8 @@ def test_override_file_validation(tmp_path):
 
 def test_project_data_files_are_valid():
     """Every labelled file the project ships loads cleanly and covers every task."""
-    from router.config import PROJECT_ROOT
-    from router.taxonomy import TEXT_TASK_TYPES
+    PROJECT_ROOT = Path(__file__).resolve().parents[2]
+    from router.tasks.taxonomy import TEXT_TASK_TYPES
 
     files = sorted((PROJECT_ROOT / "data" / "prompts").glob("*.jsonl"))
     assert files

@@ -5,22 +5,22 @@ import pandas as pd
 import pytest
 
 from router import ModelCatalog, Router
-from router.classifier import featurize
-from router.embeddings import HashingEmbedder
+from router.tasks.classifier import featurize
+from router.embedders.core import HashingEmbedder
 from router.errors import ArtifactError
-from router.features import FEATURE_NAMES
-from router.learned_quality import (
+from router.text.features import FEATURE_NAMES
+from router.predictors.learned import (
     LearnedCostModel,
     LearnedQualityModel,
     cost_features,
     quality_features,
     whole_text_features,
 )
-from router.request import estimate_tokens
-from router.text_views import ViewsEmbedder
-from training.datasets import LabelledPrompt, LabelledSet
-from training.quality import build_cost_model, build_quality_model
-from training.tasks import fit_task_classifier
+from router.text.request import estimate_tokens
+from router.text.views import ViewsEmbedder
+from router.training.data.datasets import LabelledPrompt, LabelledSet
+from router.training.fit.quality import build_cost_model, build_quality_model
+from router.training.fit.tasks import fit_task_classifier
 
 CATALOG = {
     "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "KEY"}},
@@ -141,7 +141,7 @@ def test_quality_heads_on_views_features_read_the_whole_text_and_round_trip(worl
 
 
 def test_quality_heads_fit_the_same_on_threads():
-    from training.quality import fit_quality_heads
+    from router.training.fit.quality import fit_quality_heads
 
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(40, 6))

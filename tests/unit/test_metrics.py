@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, pgr_curve, upper_hull
+from router.training.evaluate.metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, pgr_curve, upper_hull
 
 
 def test_upper_hull_drops_dominated_and_concave_points():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from router import DataError
-from training.outcomes import read_outcomes, read_routellm, read_routerbench, strip_few_shot
+from router.training.data.outcomes import read_outcomes, read_routellm, read_routerbench, strip_few_shot
 
 RB_HEADER = (",sample_id,prompt,eval_name,model-a,model-b,model-a|model_response,model-b|model_response,"
              "model-a|total_cost,model-b|total_cost,oracle_model_to_route_to\n")

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from router.cli import main
-from training.evaluate_routing import _cross_fitted_baselines
-from training.routing_eval import OutcomeMatrix, evaluate_routing, id_bucket, route_gap, route_threshold
+from router.cli.main import main
+from router.training.evaluate.report import _cross_fitted_baselines
+from router.training.evaluate.routing import OutcomeMatrix, evaluate_routing, id_bucket, route_gap, route_threshold
 
 
 def test_threshold_and_gap_pick_the_cheapest_model_good_enough():

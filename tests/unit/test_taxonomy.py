@@ -1,7 +1,7 @@
 import pytest
 
 from router import RegexTaskClassifier, classify_task
-from router.taxonomy import TASK_PATTERNS, TASK_TYPES, complexity_bucket, estimate_complexity
+from router.tasks.taxonomy import TASK_PATTERNS, TASK_TYPES, complexity_bucket, estimate_complexity
 
 
 @pytest.mark.parametrize(

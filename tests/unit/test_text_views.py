@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from router.embeddings import CachedEmbedder, HashingEmbedder, make_embedder
+from router.embedders.core import CachedEmbedder, HashingEmbedder, make_embedder
 from router.errors import ArtifactError
-from router.text_views import ViewsEmbedder, sentences, text_view
+from router.text.views import ViewsEmbedder, sentences, text_view
 
 
 class Counting:
@@ -77,11 +77,11 @@ def test_cache_stores_the_inner_vectors_of_every_view(tmp_path):
 
 def test_views_read_the_request_text_not_the_appended_conversation():
     from router import ModelCatalog, Router
-    from router.embeddings import clip_text
-    from router.request import parse_request
-    from router.text_views import CONTEXT_MARK
-    from training.datasets import LabelledPrompt, LabelledSet
-    from training.tasks import fit_task_classifier
+    from router.embedders.core import clip_text
+    from router.text.request import parse_request
+    from router.text.views import CONTEXT_MARK
+    from router.training.data.datasets import LabelledPrompt, LabelledSet
+    from router.training.fit.tasks import fit_task_classifier
 
     text = "now make it faster" + CONTEXT_MARK + "\n\nWrite a function. It reverses a list."
     assert text_view("last_sentence", text) == text_view("first_sentence", text) == "now make it faster"

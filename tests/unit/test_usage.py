@@ -8,10 +8,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-import router.usage as usage
+import router.serving.usage.store as usage
 from router import ModelCatalog
 from router.errors import ArtifactError, InvalidRequestError, UnknownModelError
-from router.usage import Migration, UsageStore, hash_prompt, plot_stats
+from router.serving.usage.store import Migration, UsageStore, hash_prompt, plot_stats
 from tests.support.usage_records import CATALOG, log_from_threads, make_record
 
 

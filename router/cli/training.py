@@ -1,0 +1,238 @@
+"""The training subcommands of the ``router`` CLI: ``train`` and ``eval-tasks``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..training.fit.train import DEFAULT_EMBEDDER_SPEC
+
+__all__ = ["register"]
+
+
+def _say(args: argparse.Namespace):
+    if args.json:
+        return lambda s: print(s, file=sys.stderr, flush=True)
+    return lambda s: print(s, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..training.fit.train import TrainConfig, train_router
+
+    cfg = TrainConfig(
+        out=Path(args.out), task_files=[Path(p) for p in args.data] if args.data else None,
+        use_shared=not args.no_shared, embedder=args.embedder, head=args.head, head_params={"C": args.C},
+        threshold=args.threshold, cache=args.cache,
+        catalog=Path(args.catalog) if args.catalog else None,
+        outcomes=[Path(p) for p in args.outcomes or []], quality_head=args.quality_head,
+        quality_C=args.quality_C, validation_percent=args.validation_percent,
+    )
+    say = _say(args)
+    settings = None
+    if not args.no_track:  # fail on a bad config or unreachable server before hours of training
+        from ..training.tracking.runs import connect, load_settings
+
+        settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                                 registered_model=args.registered_model)
+        connect(settings)
+    res = train_router(cfg, progress=say)
+    summary = {"path": str(res.path), "class_counts": res.class_counts, "threshold": res.threshold,
+               "seconds": res.seconds, "data_files": res.data_files}
+    if settings is not None:
+        summary["registered"] = _track(settings, cfg, res, say)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"trained in {res.seconds['total']}s (embedding {res.seconds['embed']}s); gate {res.threshold:.2f}")
+    return 0
+
+
+def _track(settings, cfg, res, say) -> dict:
+    import tempfile
+
+    from ..training.tracking.runs import gate_metrics, log_training
+
+    meta = getattr(res.router.classifier, "metadata", {})
+    metrics = {k: float(meta[k]) for k in ("loso_accuracy", "regex_accuracy") if k in meta}
+    metrics.update({f"loso_{c}": float(v) for c, v in meta.get("loso_per_collection", {}).items()})
+    metrics.update({f"train_seconds_{k}": float(v) for k, v in res.seconds.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        say("evaluating on the gate data ...")
+        metrics.update(gate_metrics(res.router, settings, Path(tmp)))
+        params = {"embedder": cfg.embedder, "head": cfg.head, "head_params": cfg.head_params,
+                  "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
+                  "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
+                  "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
+        reg = log_training(settings, res.router, params=params, data_files=res.data_files, metrics=metrics,
+                           artifacts_dir=Path(tmp), progress=say)
+    return {"version": reg.version, "run_id": reg.run_id, "model_uri": reg.model_uri, "champion": reg.champion,
+            "metrics": metrics}
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from ..training.tracking.runs import load_settings, promote
+
+    settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
+                             registered_model=args.registered_model)
+    res = promote(settings, force=args.force, progress=_say(args))
+    if args.json:
+        print(json.dumps(res.__dict__, indent=2, default=str))
+    else:
+        print(f"{'promoted' if res.promoted else 'refused'}: challenger v{res.challenger}, champion now "
+              f"v{res.champion_after} ({res.reason})")
+    return 0 if res.promoted else 3
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ..training.tracking.runs import load_settings, rollback
+
+    settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
+                             registered_model=args.registered_model)
+    version = rollback(settings, progress=_say(args))
+    print(json.dumps({"champion": version}) if args.json else f"champion is now v{version}")
+    return 0
+
+
+def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
+    p.add_argument("--mlflow-config", help="MLflow settings file (default: mlflow.yaml)")
+    p.add_argument("--tracking-uri", help="overrides $MLFLOW_TRACKING_URI and mlflow.yaml")
+    if experiment:
+        p.add_argument("--experiment")
+    p.add_argument("--registered-model")
+
+
+def cmd_eval_tasks(args: argparse.Namespace) -> int:
+    from ..tasks.classifier import featurize
+    from ..embedders.core import make_embedder, with_cache
+
+    from ..training.data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
+    from ..training.evaluate.tasks import evaluate_heads
+
+    say = _say(args)
+    files = [Path(p) for p in args.data] if args.data else default_task_files(None if args.no_shared else shared_data_dir())
+    ds = load_labelled(files, overrides=None if args.original_labels else default_overrides())
+    say(f"data: {ds.summary()}")
+    emb = make_embedder(args.embedder)
+    X = featurize(with_cache(emb, args.cache), ds.prompts, show_progress=not args.json)
+    heads = []
+    for spec in args.heads.split(","):
+        name, _, rest = spec.partition(":")
+        params = {}
+        for kv in filter(None, rest.split(";")):
+            k, v = kv.split("=")
+            params[k] = float(v) if "." in v else int(v)
+        heads.append((name, params))
+    report = evaluate_heads(ds, X, heads, collections=args.collections.split(",") if args.collections else None,
+                            weight_power=args.weight_power, out_dir=Path(args.out), progress=say)
+    report["embedder"] = emb.name
+    Path(args.out, "task_eval.json").write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"regex: accuracy {report['regex']['accuracy']:.3f}")
+        for k, v in report["heads"].items():
+            print(f"{k}: accuracy {v['gated']['accuracy']:.3f} macro-F1 {v['gated']['macro_f1']:.3f} gate {v['gate']}")
+            for c, m in v["per_collection"].items():
+                print(f"    {c:<22} n={m['n']:<5} accuracy {m['accuracy']:.3f}  regex {m['regex_accuracy']:.3f}")
+            if v.get("non_english"):
+                ne = v["non_english"]
+                print(f"    non-English n={ne['n']} accuracy {ne['accuracy']:.3f}; predicted translation "
+                      f"{ne['predicted_translation_share']:.1%} (true {ne['true_translation_share']:.1%})")
+        print(f"report: {Path(args.out) / 'task_eval.json'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..training.evaluate.report import run_eval
+
+    report = run_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
+                      pair=tuple(args.pair.split(",")) if args.pair else None,
+                      validation_percent=None if args.all_rows else args.validation_percent,
+                      cache=args.cache, progress=_say(args))
+    if args.json:
+        print(json.dumps(report, indent=2, default=float))
+        return 0
+    print(f"{report['prompts']} prompts, {len(report['models'])} models; best single model "
+          f"{report['best_single_model']} {report['single_models'][report['best_single_model']]}")
+    print(f"oracle {report['oracle']}  random {report['random']}")
+    print(f"mix of single models: AIQ {report['mix_single_models_aiq']:.4f}")
+    for name, r in report["routers"].items():
+        line = (f"{name:<12} AIQ {r['aiq']:.4f} (threshold {r['threshold']['aiq']:.4f}, gap {r['gap']['aiq']:.4f})"
+                f"  matches best at {_pct(r['cost_to_match_best_ratio'])} of its cost")
+        if "pair" in r:
+            pr = r["pair"]
+            line += f"  APGR {pr['apgr']:.3f} CPT50 {_pct(pr['cpt50'])} CPT80 {_pct(pr['cpt80'])}"
+        print(line)
+    print(f"report: {report['report_json']}\nplot: {report['plot_png']}")
+    return 0
+
+
+def _pct(x) -> str:
+    return "never" if x is None else f"{100 * x:.0f}%"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a router and save it to a folder",
+                       description="Train the learned task classifier and save a router folder.")
+    p.add_argument("--out", required=True, help="folder to write the router to")
+    p.add_argument("--data", nargs="+", help="labelled JSONL files (default: data/prompts + ../shared/data)")
+    p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC,
+                   help=f"{DEFAULT_EMBEDDER_SPEC} (default) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
+                        "hashing | a sentence-transformers id/path; '@views' adds first/last-sentence embeddings")
+    p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"])
+    p.add_argument("--C", type=float, default=1.0, help="logistic-regression inverse regularisation")
+    p.add_argument("--threshold", type=float, help="confidence gate (default: calibrated)")
+    p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
+    p.add_argument("--catalog", help="catalog YAML/JSON (must hold the outcome models, e.g. models/routerbench.yaml)")
+    p.add_argument("--outcomes", nargs="+", help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) for quality/cost")
+    p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"])
+    p.add_argument("--quality-C", type=float, default=0.1)
+    p.add_argument("--validation-percent", type=int, default=20,
+                   help="outcome prompts held out (by id hash) for `router eval`")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow or register a version")
+    _mlflow_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("promote", help="move @champion to the challenger if it passes the gate",
+                       description="Evaluate challenger and champion on the gate data; promote only if not worse. "
+                                   "Exit code 3 when the gate refuses.")
+    p.add_argument("--force", action="store_true", help="promote even if the gate refuses (logged)")
+    _mlflow_flags(p, experiment=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="point @champion back at the previous champion",
+                       description="Point the champion alias at the previous champion version.")
+    _mlflow_flags(p, experiment=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("eval", help="evaluate routing on held-out outcomes (AIQ, APGR, curves, baselines)",
+                       description="Evaluate a trained router on the held-out split of outcome files.")
+    p.add_argument("--router", required=True, help="trained router folder or URI")
+    p.add_argument("--outcomes", nargs="+", required=True)
+    p.add_argument("--pair", help="STRONG,WEAK models for APGR/CPT (default: dearest and cheapest)")
+    p.add_argument("--validation-percent", type=int, default=20)
+    p.add_argument("--all-rows", action="store_true", help="evaluate on every row, not the held-out split")
+    p.add_argument("--cache")
+    p.add_argument("--out", default="reports/routing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("eval-tasks", help="leave-source-out evaluation of task-classifier heads",
+                       description="Leave-source-out evaluation of the task classifier, regex on the same rows.")
+    p.add_argument("--data", nargs="+")
+    p.add_argument("--no-shared", action="store_true")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC)
+    p.add_argument("--heads", default="logreg:C=1.0", help="comma-separated name:k=v;k=v (logreg, knn, mlp)")
+    p.add_argument("--collections", help="comma-separated collections to hold out (default: the real ones)")
+    p.add_argument("--weight-power", type=float, default=0.75)
+    p.add_argument("--original-labels", action="store_true", help="ignore data/label_review corrections")
+    p.add_argument("--cache")
+    p.add_argument("--out", default="reports/tasks", help="folder for task_eval.json and confusion PNGs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval_tasks)

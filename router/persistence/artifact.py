@@ -1,0 +1,187 @@
+"""Save and load a router folder: ``router.json`` (config, catalog, versions) + component files.
+
+A folder is written to a temporary sibling and renamed into place, so a failed save leaves
+nothing half-written. Loading checks the format version and the versions of the libraries
+that pickled any component, and raises :class:`ArtifactError` naming what it cannot read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..catalog.model_catalog import ModelCatalog
+from ..errors import ArtifactError, CatalogError
+from ..policy import PolicyConfig
+from ..predictors.priors import CatalogCostModel, PriorQualityModel
+from ..tasks.taxonomy import RegexTaskClassifier
+
+if TYPE_CHECKING:
+    from ..routing import Router
+
+__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "save_router", "load_router", "library_versions"]
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "router.json"
+
+# (role, type) -> "module:attr" of a loader ``f(config, folder, catalog) -> component``.
+# Strings, so learned components import their heavy dependencies only when loaded.
+_LOADERS: dict[tuple[str, str], str | Callable[..., Any]] = {
+    ("classifier", "regex"): lambda cfg, folder, catalog: RegexTaskClassifier(),
+    ("quality", "prior"): lambda cfg, folder, catalog: PriorQualityModel(catalog),
+    ("cost", "catalog"): lambda cfg, folder, catalog: CatalogCostModel(catalog, cfg.get("output_tokens")),
+    ("classifier", "learned"): "router.tasks.classifier:load_classifier",
+    ("quality", "learned"): "router.predictors.learned:load_quality_model",
+    ("cost", "learned"): "router.predictors.learned:load_cost_model",
+}
+# Libraries whose pickles a component may hold: their major.minor must match to load.
+_PICKLE_LIBS = ("scikit-learn", "numpy", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("learned-llm-router", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _component_config(component: Any, folder: Path, role: str) -> dict[str, Any]:
+    save_state = getattr(component, "save_state", None)
+    if callable(save_state):
+        return dict(save_state(folder / role))
+    to_config = getattr(component, "to_config", None)
+    if callable(to_config):
+        return dict(to_config())
+    raise ArtifactError(f"{role} {type(component).__name__} cannot be saved (no to_config/save_state)")
+
+
+def save_router(router: "Router", path: str | Path) -> Path:
+    """Write ``router`` to the folder ``path``, replacing an existing router folder there."""
+    dest = Path(path)
+    if dest.exists() and not (dest / CONFIG_NAME).exists() and any(dest.iterdir()):
+        raise ArtifactError(f"{dest} exists and is not a router folder; refusing to overwrite it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it a normal folder's mode
+    try:
+        config = {
+            "format_version": FORMAT_VERSION,
+            "created_with": library_versions(),
+            "catalog": router.catalog.to_dict(),
+            "catalog_fingerprint": router.catalog.fingerprint(),
+            "policy": router.policy.to_dict(),
+            "context_turns": router.context_turns,
+            "classifier": _component_config(router.classifier, tmp, "classifier"),
+            "quality": _component_config(router.quality_model, tmp, "quality"),
+            "cost": _component_config(router.cost_model, tmp, "cost"),
+        }
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _resolve_loader(role: str, kind: str, folder: Path) -> Callable[..., Any]:
+    target = _LOADERS.get((role, kind))
+    if target is None:
+        known = sorted(k for r, k in _LOADERS if r == role)
+        raise ArtifactError(f"{folder / CONFIG_NAME}: unknown {role} type {kind!r}; this version knows {known}")
+    if callable(target):
+        return target
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _check_versions(created: Mapping[str, str], folder: Path, pickled: bool) -> None:
+    if not pickled:
+        return
+    now = library_versions()
+    for lib in _PICKLE_LIBS:
+        then, here = created.get(lib), now.get(lib)
+        if then and here and then.split(".")[:2] != here.split(".")[:2]:
+            raise ArtifactError(
+                f"{folder} was saved with {lib} {then} but {here} is installed; its pickled heads "
+                f"cannot be read safely. Install {lib}=={then} or retrain the router."
+            )
+
+
+def load_router(path_or_uri: str | Path) -> "Router":
+    from ..routing import Router
+
+    text = str(path_or_uri)
+    if text.startswith(("models:/", "runs:/")):
+        from .registry import download_router
+
+        folder = download_router(text)
+    else:
+        folder = Path(path_or_uri)
+    cfg_path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise ArtifactError(f"no router folder at {folder}")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder} is not a router folder: {CONFIG_NAME} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{cfg_path} is corrupt: {exc}") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{cfg_path} is corrupt: expected a JSON object")
+    fmt = config.get("format_version")
+    if not isinstance(fmt, int) or fmt < 1:
+        raise ArtifactError(f"{cfg_path}: missing or invalid format_version {fmt!r}")
+    if fmt > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{cfg_path} has format_version {fmt}, newer than this library reads ({FORMAT_VERSION}); "
+            "upgrade the router package"
+        )
+    for key in ("catalog", "policy", "classifier", "quality", "cost"):
+        if key not in config:
+            raise ArtifactError(f"{cfg_path} is corrupt: missing {key!r}")
+    try:
+        catalog = ModelCatalog.from_dict(config["catalog"], source=f"{cfg_path}#catalog")
+    except CatalogError as exc:
+        raise ArtifactError(f"{cfg_path}: embedded catalog is invalid: {exc}") from None
+    pickled = any(bool(config[r].get("files")) for r in ("classifier", "quality", "cost") if isinstance(config[r], dict))
+    _check_versions(config.get("created_with", {}), folder, pickled)
+    parts = {}
+    for role in ("classifier", "quality", "cost"):
+        spec = config[role]
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ArtifactError(f"{cfg_path}: {role} entry must be an object with a 'type'")
+        loader = _resolve_loader(role, spec["type"], folder)
+        try:
+            parts[role] = loader(spec, folder / role, catalog)
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"{folder / role}: cannot load {role} ({type(exc).__name__}: {exc})") from None
+    return Router(
+        catalog,
+        classifier=parts["classifier"],
+        quality_model=parts["quality"],
+        cost_model=parts["cost"],
+        policy=PolicyConfig.from_dict(config["policy"]),
+        context_turns=int(config.get("context_turns", 0)),
+    )

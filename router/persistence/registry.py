@@ -1,0 +1,38 @@
+"""Fetch a router folder from an MLflow registry or run URI. The only module of ``router/``
+that imports mlflow, and only when called."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ArtifactError
+
+__all__ = ["download_router"]
+
+#: Where the router folder sits inside a logged MLflow model (see training/tracking.py).
+ROUTER_SUBDIR = ("artifacts", "router")
+
+
+def download_router(uri: str, dst: str | Path | None = None) -> Path:
+    """Download ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/ID/PATH`` and return
+    the local router folder inside it."""
+    try:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise ArtifactError(f"loading {uri} needs mlflow installed (pip install mlflow)") from None
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None)
+        )
+    except MlflowException as exc:
+        raise ArtifactError(f"cannot fetch {uri}: {exc.message}") from None
+    except Exception as exc:  # connection errors and the like
+        raise ArtifactError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from None
+    for candidate in (local, local.joinpath(*ROUTER_SUBDIR), local / "router"):
+        if (candidate / "router.json").is_file():
+            return candidate
+    found = sorted(local.glob("**/router.json"), key=lambda p: len(p.parts))
+    if found:
+        return found[0].parent
+    raise ArtifactError(f"{uri} holds no router folder (no router.json under {local})")

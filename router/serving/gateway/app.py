@@ -1,0 +1,354 @@
+"""The gateway app: OpenAI's chat-completions protocol in front of the router.
+
+::
+
+    app = create_app(Router.default(), usage=UsageStore("sqlite:///router_usage.db"),
+                     base_url="http://localhost:8001/v1", api_keys=["sk-gateway-1"])
+    # uvicorn.run(app)  — or `router serve`
+
+Endpoints:
+
+* ``POST /v1/chat/completions``: JSON, or ``stream: true`` as server-sent events in OpenAI's
+  exact framing (``data: {chunk}\\n\\n`` ... ``data: [DONE]\\n\\n``). ``model`` is ``auto``,
+  ``auto:<tier>`` or a catalog model (passed through). Routing options travel as top-level
+  ``max_cost`` / ``min_quality`` or ``"router": {...}`` (what the SDK's ``extra_body`` sends).
+  Response headers: ``x-router-model``, ``x-router-task``, ``x-router-tier`` (when known),
+  ``x-router-request-id`` and ``x-router-cost`` (USD actually spent; for a stream, which is
+  priced only when it ends, the routing estimate — the usage log has the actual cost).
+  A stream that breaks after its first token ends with ``data: {"error": {...}}`` and
+  ``data: [DONE]`` (the OpenAI SDK raises ``APIError`` on that event).
+* ``GET /v1/models``: the catalog's models plus ``auto``, ``auto:budget``, ``auto:balanced``,
+  ``auto:quality``.
+* ``POST /v1/feedback``: ``{"request_id", "score": 0..1}`` or ``{"request_id", "thumbs": "up"|"down"}``
+  (optional ``comment``), stored with ``UsageStore.add_feedback``.
+* ``GET /v1/stats`` (``?baseline=gpt-4o&since=<unix time>``): ``UsageStore.stats``.
+* ``GET /health``: liveness, models cooling down, usage-log counters (no auth).
+
+Errors are OpenAI-style bodies ``{"error": {"message", "type", "param", "code"}}``: 400 malformed
+JSON / invalid messages or options, 401 missing or wrong bearer key (when ``api_keys`` are set),
+404 unknown model or path, 413 body over ``max_body_bytes``, 502 upstream failure after retries
+and fallbacks, 504 upstream timeout. Keys are compared in constant time and never logged.
+
+The app holds no module globals: everything lives in the closure of :func:`create_app`. Requests
+run on the event loop with :class:`~router.client.AsyncRoutedClient` (a sync ``RoutedClient``
+passed in is used through its ``.aio`` twin, sharing its cooldowns and usage log); the usage log
+and stats, which touch the database synchronously, run in the threadpool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response, StreamingResponse
+
+from ..client.core import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient, _RawChunk, _RawCompletion
+from ...errors import InvalidRequestError, UnknownModelError
+from .errors import error_response, map_exception
+
+__all__ = ["create_app"]
+
+#: Keys only the Python SDK understands; in a JSON body they would let a caller inject upstream
+#: headers or query strings, so the gateway drops them.
+_SDK_ONLY = ("extra_headers", "extra_query", "extra_body", "timeout")
+_JSON = "application/json"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise InvalidRequestError("invalid Content-Length header") from None
+        if n > limit:
+            raise _TooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _router_headers(meta: dict[str, Any], cost: float | None) -> dict[str, str]:
+    h = {"x-router-request-id": str(meta.get("request_id") or ""), "x-router-model": str(meta.get("model") or "")}
+    if meta.get("task"):
+        h["x-router-task"] = str(meta["task"])
+    if meta.get("tier"):
+        h["x-router-tier"] = str(meta["tier"])
+    if cost is not None:
+        h["x-router-cost"] = f"{cost:.10f}"
+    return h
+
+
+def create_app(
+    router: Any,
+    *,
+    client: RoutedClient | AsyncRoutedClient | None = None,
+    usage: Any = None,
+    api_keys: Sequence[str] = (),
+    max_body_bytes: int = 1_000_000,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    retry: RetryPolicy | None = None,
+    escalation: EscalationPolicy | None = EscalationPolicy(),
+    timeout: float = 60.0,
+    baseline_model: str = "gpt-4o",
+    title: str = "LLM router gateway",
+) -> FastAPI:
+    """An OpenAI-compatible gateway over ``router`` (see the module docstring).
+
+    ``client``: the routed client to use (sync or async); by default one is built from
+    ``base_url`` / ``api_key`` (else each model's catalog provider), ``usage``, ``retry``,
+    ``escalation`` and ``timeout``. ``usage``: the usage log (feedback, stats; the client logs to
+    its own, which is this one when the gateway builds the client). ``api_keys``: accepted bearer
+    keys (none: no auth).
+    """
+    if max_body_bytes < 1:
+        raise ValueError("max_body_bytes must be >= 1")
+    if client is None:
+        aclient = AsyncRoutedClient(router, base_url=base_url, api_key=api_key, usage=usage,
+                                    retry=retry or RetryPolicy(), escalation=escalation, timeout=timeout)
+    elif isinstance(client, RoutedClient):
+        aclient = client.aio
+    elif isinstance(client, AsyncRoutedClient):
+        aclient = client
+    else:
+        raise TypeError(f"client must be a RoutedClient or AsyncRoutedClient, got {type(client).__name__}")
+    store = usage if usage is not None else aclient.usage
+    catalog = router.catalog
+    keys = [k.encode() for k in api_keys if k]
+    limit = int(max_body_bytes)
+
+    created = int(time.time())
+    models_payload = {"object": "list", "data": [
+        {"id": m, "object": "model", "created": created, "owned_by": "router"} for m in AUTO_MODELS
+    ] + [
+        {"id": s.name, "object": "model", "created": created,
+         "owned_by": urlparse(s.provider.base_url).hostname or "provider"} for s in catalog
+    ]}
+    models_body = json.dumps(models_payload).encode()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            await aclient.aclose()
+
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.router = router
+    app.state.client = aclient
+    app.state.usage = store
+
+    # -- helpers -------------------------------------------------------------------------------
+    def check_auth(request: Request) -> tuple[Response | None, str | None]:
+        """(error response or None, client tag)."""
+        if not keys:
+            return None, None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token_b = token.strip().encode()
+        ok = scheme.lower() == "bearer" and token_b and any(hmac.compare_digest(token_b, k) for k in keys)
+        if not ok:
+            return error_response(
+                401, "Incorrect API key provided. Pass a gateway key as 'Authorization: Bearer <key>'.",
+                "invalid_request_error", "invalid_api_key",
+                headers={"www-authenticate": "Bearer"}), None
+        return None, "key:" + hashlib.sha256(token_b).hexdigest()[:12]
+
+    async def read_json(request: Request) -> tuple[Any, Response | None]:
+        try:
+            raw = await _read_body(request, limit)
+        except _TooLarge:
+            return None, error_response(413, f"request body is larger than the limit of {limit} bytes",
+                                        "invalid_request_error", "request_too_large")
+        except InvalidRequestError as exc:
+            return None, error_response(400, str(exc))
+        try:
+            return json.loads(raw), None
+        except (ValueError, UnicodeDecodeError):
+            return None, error_response(400, "We could not parse the JSON body of your request. (HINT: this "
+                                             "likely means you aren't using your HTTP library correctly.)",
+                                        "invalid_request_error", "invalid_json")
+
+    def from_exception(exc: BaseException, request_id: str | None = None) -> Response:
+        status, message, type_, code, param = map_exception(exc)
+        headers = {"x-router-request-id": request_id} if request_id else None
+        return error_response(status, message, type_, code, param, headers)
+
+    # -- error handlers: everything OpenAI-style ------------------------------------------------
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(exc.status_code, str(exc.detail), type_, code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, f"invalid request: {exc.errors()}", "invalid_request_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        return from_exception(exc)
+
+    # -- endpoints -------------------------------------------------------------------------------
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        denied, tag = check_auth(request)
+        if denied is not None:
+            return denied
+        body, err = await read_json(request)
+        if err is not None:
+            return err
+        if not isinstance(body, dict):
+            return error_response(400, "the request body must be a JSON object")
+        if "messages" not in body:
+            return error_response(400, "'messages' is a required property", param="messages")
+        if not isinstance(body["messages"], list) or not body["messages"]:
+            return error_response(400, "'messages' must be a non-empty array of message objects", param="messages")
+        if "model" not in body:
+            return error_response(400, "'model' is a required property: a catalog model, 'auto' or "
+                                       "'auto:<tier>' (see GET /v1/models)", param="model")
+        for k in _SDK_ONLY:
+            body.pop(k, None)
+        if tag is None and isinstance(body.get("user"), str):
+            tag = "user:" + body["user"][:200]
+        rid = f"req_{uuid.uuid4().hex}"
+        try:
+            result = await aclient._create(body, request_id=rid, client_tag=tag, raw=True)
+        except Exception as exc:
+            return from_exception(exc, rid)
+        meta = result.router
+        if not body.get("stream"):
+            if isinstance(result, _RawCompletion):  # the provider's JSON, passed through
+                payload: Any = result.json_bytes()
+            else:
+                payload = result.model_dump_json(exclude_unset=True, exclude={"router"})
+            return Response(payload, media_type=_JSON, headers=_router_headers(meta, meta.get("cost_usd")))
+        return StreamingResponse(
+            _sse(result), media_type="text/event-stream",
+            headers={**_router_headers(meta, meta.get("estimated_cost")),
+                     "cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    async def _sse(stream: Any):
+        try:
+            async for chunk in stream:
+                if isinstance(chunk, _RawChunk):  # the provider's event, forwarded as it came
+                    yield b"data: " + chunk.text.encode() + b"\n\n"
+                    continue
+                extra = chunk.__pydantic_extra__ or {}
+                if "error" in extra and not chunk.choices:
+                    yield b"data: " + json.dumps({"error": extra["error"]}).encode() + b"\n\n"
+                    continue
+                yield b"data: " + chunk.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        finally:
+            with anyio.CancelScope(shield=True):  # log the request even when the caller went away
+                await stream.aclose()
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> Response:
+        denied, _ = check_auth(request)
+        if denied is not None:
+            return denied
+        return Response(models_body, media_type=_JSON)
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str, request: Request) -> Response:
+        denied, _ = check_auth(request)
+        if denied is not None:
+            return denied
+        for m in models_payload["data"]:
+            if m["id"] == model_id:
+                return Response(json.dumps(m), media_type=_JSON)
+        if model_id in catalog:
+            return Response(json.dumps({"id": catalog.resolve(model_id), "object": "model", "created": created,
+                                        "owned_by": "router"}), media_type=_JSON)
+        return from_exception(UnknownModelError(model_id, catalog.names))
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Response:
+        denied, _ = check_auth(request)
+        if denied is not None:
+            return denied
+        if store is None:
+            return error_response(503, "the usage log is disabled: feedback cannot be stored", "server_error",
+                                  "usage_disabled")
+        body, err = await read_json(request)
+        if err is not None:
+            return err
+        if not isinstance(body, dict):
+            return error_response(400, "the request body must be a JSON object")
+        rid = body.get("request_id")
+        if not isinstance(rid, str) or not rid:
+            return error_response(400, "'request_id' is required (the x-router-request-id of the answer)",
+                                  param="request_id")
+        if "score" in body:
+            score = body["score"]
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
+                    or not 0.0 <= score <= 1.0:
+                return error_response(400, f"'score' must be a number in [0, 1], got {score!r}", param="score")
+        elif "thumbs" in body:
+            thumbs = body["thumbs"]
+            if thumbs not in ("up", "down"):
+                return error_response(400, f"'thumbs' must be 'up' or 'down', got {thumbs!r}", param="thumbs")
+            score = 1.0 if thumbs == "up" else 0.0
+        else:
+            return error_response(400, "give 'score' (0..1) or 'thumbs' ('up' | 'down')", param="score")
+        comment = body.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            return error_response(400, "'comment' must be a string", param="comment")
+        try:
+            fid = await run_in_threadpool(store.add_feedback, rid, float(score), comment)
+        except InvalidRequestError as exc:  # scores are checked above: this is an unknown request id
+            return error_response(404, str(exc), "invalid_request_error", "request_not_found", "request_id")
+        return Response(json.dumps({"object": "feedback", "id": fid, "request_id": rid, "score": float(score)}),
+                        media_type=_JSON)
+
+    @app.get("/v1/stats")
+    async def stats(request: Request, baseline: str | None = None, since: float | None = None) -> Response:
+        denied, _ = check_auth(request)
+        if denied is not None:
+            return denied
+        if store is None:
+            return error_response(503, "the usage log is disabled: no statistics", "server_error", "usage_disabled")
+        base = baseline or baseline_model
+        if base not in catalog:
+            return error_response(400, f"unknown baseline model {base!r}", param="baseline", code="model_not_found")
+
+        def compute() -> dict[str, Any]:
+            store.flush(2.0)
+            return store.stats(catalog, baseline_model=base, since=since)
+
+        data = await run_in_threadpool(compute)
+        data["object"] = "stats"
+        return Response(json.dumps(data, default=str), media_type=_JSON)
+
+    @app.get("/health")
+    async def health() -> Response:
+        info: dict[str, Any] = {"status": "ok", "models": len(catalog), "cooling": sorted(aclient.cooling())}
+        if store is not None:
+            info["usage"] = {"written": store.written, "dropped": store.dropped, "failed_writes": store.failed_writes}
+        return Response(json.dumps(info), media_type=_JSON)
+
+    return app

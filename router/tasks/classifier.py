@@ -1,0 +1,136 @@
+"""The learned task classifier: an embedder body + scikit-learn heads, with the regex as the
+low-confidence fallback.
+
+* ``head``: any fitted scikit-learn classifier with ``predict_proba`` over the feature matrix
+  ``[embedding, prompt_features]`` (array (n, d + f)); its ``classes_`` are task names.
+* ``complexity_head``: optional fitted regressor on the same features -> score in [0, 1].
+* ``threshold``: below this top probability the regex answers (``source="regex"``).
+
+Saved as ``classifier/config.json`` + ``head.joblib`` (+ ``complexity.joblib``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..persistence.pickles import dump_pickle, load_pickle
+from ..embedders.core import Embedder, make_embedder
+from ..errors import ArtifactError
+from ..text.features import FEATURE_NAMES, prompt_features
+from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
+from ..types import TaskPrediction
+
+__all__ = ["LearnedTaskClassifier", "load_classifier", "featurize"]
+
+
+def featurize(embedder: Embedder, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    """texts -> array (n, dim + len(FEATURE_NAMES)): the embedding next to the hand features."""
+    emb = embedder.encode(list(texts), show_progress=show_progress)
+    return np.hstack([emb, prompt_features(texts)]).astype(np.float32)
+
+
+class LearnedTaskClassifier:
+    """Embedding + fitted head; the regex answers below ``threshold`` (see module docstring)."""
+
+    kind = "learned"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        head: Any,
+        *,
+        threshold: float = 0.0,
+        complexity_head: Any = None,
+        fallback: RegexTaskClassifier | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self.embedder = embedder
+        self.head = head
+        self.threshold = threshold
+        self.complexity_head = complexity_head
+        self.fallback = fallback if fallback is not None else RegexTaskClassifier()
+        self.metadata = dict(metadata or {})
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.head.classes_]
+
+    def predict_features(self, X: np.ndarray, texts: Sequence[str]) -> list[TaskPrediction]:
+        """Predictions from a precomputed feature matrix X (n, d + f) for ``texts``."""
+        if len(texts) == 0:
+            return []
+        proba = self.head.predict_proba(X)
+        classes = self.classes
+        if self.complexity_head is not None:
+            cx = np.clip(self.complexity_head.predict(X), 0.0, 1.0)
+        else:
+            cx = np.array([estimate_complexity(t) for t in texts])
+        low = [i for i in range(len(texts)) if proba[i].max() < self.threshold]
+        regex = dict(zip(low, self.fallback.predict([texts[i] for i in low]))) if low else {}
+        out = []
+        for i in range(len(texts)):
+            probs = {c: round(float(p), 6) for c, p in zip(classes, proba[i])}
+            score = float(cx[i])
+            if i in regex:
+                r = regex[i]
+                out.append(TaskPrediction(task=r.task, confidence=r.confidence, source="regex",
+                                          complexity=complexity_bucket(score),
+                                          complexity_score=round(score, 4), probabilities=probs))
+            else:
+                j = int(np.argmax(proba[i]))
+                out.append(TaskPrediction(task=classes[j], confidence=float(proba[i, j]), source="learned",
+                                          complexity=complexity_bucket(score),
+                                          complexity_score=round(score, 4), probabilities=probs))
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[TaskPrediction]:
+        """n texts -> n predictions (learned, or regex below the threshold)."""
+        texts = list(texts)
+        if not texts:
+            return []
+        return self.predict_features(featurize(self.embedder, texts), texts)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save_state(self, folder: Path) -> dict[str, Any]:
+        files = [dump_pickle(self.head, folder / "head.joblib")]
+        if self.complexity_head is not None:
+            files.append(dump_pickle(self.complexity_head, folder / "complexity.joblib"))
+        config = {
+            "type": self.kind,
+            "embedder": self.embedder.to_config(),
+            "features": list(FEATURE_NAMES),
+            "threshold": self.threshold,
+            "classes": self.classes,
+            "files": files,
+            "metadata": self.metadata,
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        return config
+
+
+def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
+                    embedder: Embedder | None = None) -> LearnedTaskClassifier:
+    """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``."""
+    if list(config.get("features", [])) != list(FEATURE_NAMES):
+        raise ArtifactError(f"{folder}: saved with features {config.get('features')}, "
+                            f"this version computes {list(FEATURE_NAMES)}; retrain the router")
+    unknown = set(config.get("classes", [])) - set(TEXT_TASK_TYPES)
+    if unknown:
+        raise ArtifactError(f"{folder}: head predicts unknown task(s) {sorted(unknown)}")
+
+    head = load_pickle(folder / "head.joblib")
+    if not hasattr(head, "predict_proba") or [str(c) for c in head.classes_] != list(config["classes"]):
+        raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
+    complexity = load_pickle(folder / "complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
+    return LearnedTaskClassifier(
+        embedder if embedder is not None else make_embedder(config["embedder"]),
+        head,
+        threshold=float(config.get("threshold", 0.0)),
+        complexity_head=complexity,
+        metadata=config.get("metadata"),
+    )

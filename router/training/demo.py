@@ -1,0 +1,93 @@
+"""The main job on the embedded defaults (what ``make demo`` runs):
+
+1. train a router on the project's labelled prompts (plus ``../shared/data`` when present),
+2. log it to MLflow (``mlflow.yaml``: ``sqlite:///mlflow.db`` by default) and register it,
+3. promote it through the gate (the first version becomes champion),
+4. load the champion by alias and route the demo prompts,
+5. print the table and the savings against sending everything to gpt-4o.
+
+``python -m router.training.demo [--cold-start]``; ``--cold-start`` skips 1-4 and uses
+``Router.default()`` (catalog priors + regex).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import Router, RouterError
+from ..config import project_dir
+from ..errors import DataError
+from ..savings import format_table, savings_report
+
+DEMO_PROMPTS = Path(__file__).resolve().parent / "demo_prompts.jsonl"
+
+
+def load_demo_prompts(path: Path = DEMO_PROMPTS) -> list[str]:
+    prompts = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                prompts.append(json.loads(line)["prompt"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"bad demo prompt row: {exc}", path=str(path), line=i) from None
+    return prompts
+
+
+def run(router: Router, prompts: Sequence[str], tier: str | None = None) -> str:
+    decisions = router.route_many(prompts, tier=tier)
+    return format_table(prompts, decisions, savings_report(decisions))
+
+
+def _train_register_promote(out: Path) -> str:
+    from ..cli.training import _track
+    from .tracking.runs import load_settings, promote
+    from .fit.train import TrainConfig, train_router
+
+    settings = load_settings()
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    t = time.perf_counter()
+    cfg = TrainConfig(out=out)
+    res = train_router(cfg, progress=say)
+    reg = _track(settings, cfg, res, say)
+    print(f"registered version {reg['version']} (gate task accuracy "
+          f"{reg['metrics'].get('task_accuracy', float('nan')):.3f})", flush=True)
+    result = promote(settings, progress=say)
+    print(f"champion: v{result.champion_after}; trained, registered and promoted in "
+          f"{time.perf_counter() - t:.0f}s", flush=True)
+    return f"models:/{settings.registered_model}@{settings.champion}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m router.training.demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cold-start", action="store_true", help="no training: catalog priors + regex")
+    ap.add_argument("--router", help="route with this router folder or URI instead of training one")
+    ap.add_argument("--out", default=str(project_dir() / "artifacts" / "router"), help="where to save the router")
+    ap.add_argument("--tier", default=None, help="only this tier (default: all three)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cold_start:
+            router = Router.default()
+        else:
+            uri = args.router or _train_register_promote(Path(args.out))
+            print(f"\nloading {uri}", flush=True)
+            router = Router.load(uri)
+        prompts = load_demo_prompts()
+        for tier in ([args.tier] if args.tier else ["budget", "balanced", "quality"]):
+            print(f"\n=== tier: {tier} ===")
+            print(run(router, prompts, tier))
+    except RouterError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""``router train``: fit a router from labelled prompts (and, later, outcomes) and save it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...catalog.model_catalog import ModelCatalog
+from ...tasks.classifier import featurize
+from ...embedders.core import make_embedder, with_cache
+from ...routing import Router
+
+from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
+from .tasks import fit_task_classifier
+
+__all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
+
+#: MiniLM (English, int8 ONNX Runtime) next to multilingual USE, each prompt's first and last
+#: sentence embedded next to the whole text: the best leave-source-out accuracy we measured,
+#: and 5x faster to embed than MiniLM on torch (BENCHMARKS.md).
+DEFAULT_EMBEDDER_SPEC = "minilm-onnx+use@views"
+
+
+@dataclass
+class TrainConfig:
+    out: Path | None = None
+    task_files: Sequence[Path] | None = None  # None: data/prompts + ../shared/data when present
+    use_shared: bool = True
+    embedder: str = DEFAULT_EMBEDDER_SPEC
+    head: str = "logreg"
+    head_params: dict[str, Any] = field(default_factory=lambda: {"C": 1.0})
+    weight_power: float = 0.75
+    threshold: float | None = None  # None: calibrate by leave-source-out
+    cache: Path | str | None = None  # None: the default cache file; "" disables
+    catalog: Path | None = None
+    context_turns: int = 2
+    outcomes: Sequence[Path] = ()  # outcome files for the quality and cost models
+    validation_percent: int = 20  # outcome prompts held out for `router eval` (by prompt-id hash)
+    quality_head: str = "logreg"
+    quality_C: float = 0.1
+    shrinkage: float = 50.0
+
+
+@dataclass
+class TrainResult:
+    router: Router
+    path: Path | None
+    data_files: list[dict]
+    class_counts: dict[str, int]
+    seconds: dict[str, float]
+    threshold: float
+
+
+def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
+    from ...errors import DataError
+    from ...predictors.learned import cost_features, quality_features
+    from ...text.request import estimate_tokens
+
+    from ..data.outcomes import read_outcomes
+    from .quality import build_cost_model, build_quality_model
+    from ..evaluate.routing import split_outcomes
+
+    df = read_outcomes(cfg.outcomes)
+    unknown = sorted(set(df.model) - set(catalog.names))
+    if unknown:
+        say(f"warning: outcome models not in the catalog are ignored: {unknown} (pass --catalog with them)")
+    df = df[df.model.isin(catalog.names)]
+    if df.empty:
+        raise DataError(f"no outcome rows for any model of the catalog {catalog.source}")
+    train, val = split_outcomes(df, cfg.validation_percent)
+    say(f"outcomes: {len(df)} rows, {df.prompt_id.nunique()} prompts; training on {len(train)}, "
+        f"{len(val)} held out for evaluation")
+    uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
+    train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
+    say(f"embedding {len(uniq)} outcome prompts ...")
+    X = featurize(body, uniq.prompt.tolist(), show_progress=sys.stderr.isatty())
+    tasks = clf.predict_features(X, uniq.prompt.tolist())
+    views = len(getattr(clf.embedder, "views", ()))  # the quality heads read the whole text only
+    Z = quality_features(X, tasks, views)
+    C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
+    say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
+    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage,
+                             text_views=views)
+    cm = build_cost_model(catalog, train, C)
+    qm.metadata.update({"validation_percent": cfg.validation_percent,
+                        "outcome_files": [str(p) for p in cfg.outcomes]})
+    say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
+    return qm, cm, len(train)
+
+
+def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> TrainResult:
+    say = progress or (lambda s: None)
+    t_all = time.perf_counter()
+    files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None)
+    ds = load_labelled(files, overrides=default_overrides())
+    say(f"data: {ds.summary()}")
+    catalog = ModelCatalog.load(cfg.catalog)
+    embedder = make_embedder(cfg.embedder)
+    body = with_cache(embedder, cfg.cache)
+    t = time.perf_counter()
+    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')}) ...")
+    X = featurize(body, ds.prompts, show_progress=progress is not None and sys.stderr.isatty())
+    t_embed = time.perf_counter() - t
+    say(f"embedded in {t_embed:.1f}s")
+    t = time.perf_counter()
+    clf = fit_task_classifier(ds, embedder, head=cfg.head, head_params=cfg.head_params, threshold=cfg.threshold,
+                              weight_power=cfg.weight_power, X=X, progress=progress)
+    clf.metadata["data_files"] = ds.files
+    t_fit = time.perf_counter() - t
+    quality_model = cost_model = None
+    outcome_rows = 0
+    if cfg.outcomes:
+        t = time.perf_counter()
+        quality_model, cost_model, outcome_rows = _fit_outcome_models(cfg, catalog, clf, body, say)
+        t_fit += time.perf_counter() - t
+    router = Router(catalog, classifier=clf, quality_model=quality_model, cost_model=cost_model,
+                    context_turns=cfg.context_turns)
+    path = None
+    if cfg.out is not None:
+        path = router.save(cfg.out)
+        say(f"saved router to {path}")
+    return TrainResult(router=router, path=path, data_files=ds.files, class_counts=ds.class_counts(),
+                       seconds={"embed": round(t_embed, 1), "fit": round(t_fit, 1),
+                                "total": round(time.perf_counter() - t_all, 1)},
+                       threshold=clf.threshold)
