@@ -238,6 +238,43 @@ def _parse_model(name: str, spec: Any, defaults: Mapping[str, Any]) -> ModelSpec
     )
 
 
+def _reserved(name: str) -> bool:
+    """``auto`` and ``auto:<anything>`` are the router's own model names, never a catalog entry."""
+    return name == "auto" or name.startswith("auto:")
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise CatalogError(f"duplicate key {key!r} (a later entry would silently replace the first)")
+        out[key] = value
+    return out
+
+
+def _load_yaml_unique(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key repeated in one mapping, naming the key and its line
+    (PyYAML keeps the last one silently: a second ``gpt-4o:`` would redirect the model)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise CatalogError(f"line {line}: duplicate key {key!r} (first at line {seen[key]}; "
+                                   "a later entry would silently replace the first)")
+            seen[key] = line
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 @dataclass(frozen=True)
 class ModelCatalog:
     """An ordered, validated set of :class:`ModelSpec`. Build with :meth:`load` or :meth:`from_dict`."""
@@ -261,11 +298,17 @@ class ModelCatalog:
         for name, spec in models_raw.items():
             if not isinstance(name, str) or not name.strip():
                 raise CatalogError(f"{source}: model names must be non-empty strings, got {name!r}")
+            if _reserved(name):
+                raise CatalogError(f"{source}: model name {name!r} is reserved for routing (auto, auto:<tier>)",
+                                   model=name)
             try:
                 models[name] = _parse_model(name, spec, defaults)
             except CatalogError as exc:
                 raise CatalogError(f"{source}: {exc}", model=None) from None
             for alias in models[name].aliases:
+                if _reserved(alias):
+                    raise CatalogError(f"{source}: alias {alias!r} is reserved for routing (auto, auto:<tier>)",
+                                       model=name, field="aliases")
                 if alias in models_raw or alias in aliases:
                     raise CatalogError(f"{source}: alias {alias!r} is used twice", model=name, field="aliases")
                 aliases[alias] = name
@@ -283,11 +326,11 @@ class ModelCatalog:
             raise CatalogError(f"cannot read catalog {p}: {exc.strerror or exc}") from None
         try:
             if p.suffix == ".json":
-                data = json.loads(text)
+                data = json.loads(text, object_pairs_hook=_unique_json_object)
             else:
-                import yaml
-
-                data = yaml.safe_load(text)
+                data = _load_yaml_unique(text)
+        except CatalogError as exc:
+            raise CatalogError(f"{p}: {exc}") from None
         except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
             raise CatalogError(f"{p}: not valid YAML/JSON: {exc}") from None
         return cls.from_dict(data, source=str(p))

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -135,3 +136,32 @@ def test_aliases_resolve_and_unknown_model_lists_known(catalog_dict):
     catalog_dict["models"]["glm-4v"]["aliases"] = ["openai/gpt-4o"]
     with pytest.raises(CatalogError, match="alias"):
         ModelCatalog.from_dict(catalog_dict)
+
+
+def test_duplicate_model_key_in_yaml_is_refused_naming_key_and_line(tmp_path, catalog_dict):
+    one = yaml.safe_dump({"gpt-4o": catalog_dict["models"]["gpt-4o"]}, sort_keys=False)
+    two = yaml.safe_dump({"gpt-4o": {**catalog_dict["models"]["glm-4-flash"]}}, sort_keys=False)
+    p = tmp_path / "dup.yaml"
+    p.write_text("models:\n" + "".join("  " + line + "\n" for line in (one + two).splitlines()))
+    with pytest.raises(CatalogError, match=r"dup\.yaml: line \d+: duplicate key 'gpt-4o' \(first at line 2"):
+        ModelCatalog.load(p)
+
+
+def test_duplicate_key_in_json_is_refused(tmp_path, catalog_dict):
+    spec = json.dumps(catalog_dict["models"]["gpt-4o"])
+    p = tmp_path / "dup.json"
+    p.write_text('{"models": {"gpt-4o": %s, "gpt-4o": %s}}' % (spec, spec))
+    with pytest.raises(CatalogError, match="duplicate key 'gpt-4o'"):
+        ModelCatalog.load(p)
+
+
+@pytest.mark.parametrize("name", ["auto", "auto:premium"])
+def test_routing_names_cannot_be_models_or_aliases(catalog_dict, name):
+    as_alias = copy.deepcopy(catalog_dict)
+    as_alias["models"]["gpt-4o"]["aliases"] = [name]
+    with pytest.raises(CatalogError, match=f"alias '{name}' is reserved"):
+        ModelCatalog.from_dict(as_alias)
+    as_model = copy.deepcopy(catalog_dict)
+    as_model["models"][name] = as_model["models"]["gpt-4o"]
+    with pytest.raises(CatalogError, match=f"model name '{name}' is reserved"):
+        ModelCatalog.from_dict(as_model)
