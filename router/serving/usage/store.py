@@ -192,6 +192,11 @@ class UsageStore:
         self.close()
 
     @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._url_text
+
+    @property
     def failed_writes(self) -> int:
         """Records whose insert failed (they are not in the database)."""
         return self._failed
