@@ -5,8 +5,8 @@ Each held-back context (a logged request, or an imported prompt) contributes its
 when the prompt was scored on every evaluated model (full information: the estimates are then
 direct). Entries with neither are counted as unusable. Both routers choose among the models
 observed in the slice; the base at its default tier, the candidate at the quality target whose
-doubly robust cost is closest below the base's (the gate compares quality at no more than the
-base's cost), and also at its default tier (reported).
+doubly robust quality has the best lower confidence bound among those whose doubly robust cost is
+not above the base's (the gate compares quality at no more than the base's cost), and also at its default tier (reported).
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def evaluate_candidate(slice_df: pd.DataFrame, base: Router, candidate: Router, 
     for knob in np.union1d(THRESHOLDS, np.quantile(cq, np.linspace(0, 1, 41))):
         ch = route_threshold(cq, cc, float(knob))
         if dr(clog, ch, cc).value <= limit + 1e-15:
-            v = dr(qlog, ch, cq)
-            if best is None or v.value > best[1].value + 1e-12:
+            v = dr(qlog, ch, cq)  # the knob with the best lower bound: quality with the evidence for it
+            if best is None or v.low > best[1].low + 1e-12:
                 best, best_knob = (ch, v), float(knob)
     if best is None:
         matched_choice, best_knob = default_choice, target_of(candidate)
