@@ -4,9 +4,11 @@ Each held-back context (a logged request, or an imported prompt) contributes its
 (model, score, cost) entries: with the logged propensity for bandit feedback, with propensity 1
 when the prompt was scored on every evaluated model (full information: the estimates are then
 direct). Entries with neither are counted as unusable. Both routers choose among the models
-observed in the slice; the base at its default tier, the candidate at the quality target whose
-doubly robust quality has the best lower confidence bound among those whose doubly robust cost is
-not above the base's (the gate compares quality at no more than the base's cost), and also at its default tier (reported).
+observed in the slice, each at its default tier: the gate judges the candidate as it
+will serve. The report adds the candidate's best operating point at no more than the base's cost
+(the quality target whose doubly robust quality has the best lower bound among those whose doubly
+robust cost is not above the base's): where that beats the default tier, retargeting the tier
+would serve it.
 """
 
 from __future__ import annotations
@@ -93,11 +95,9 @@ def evaluate_candidate(slice_df: pd.DataFrame, base: Router, candidate: Router, 
             v = dr(qlog, ch, cq)  # the knob with the best lower bound: quality with the evidence for it
             if best is None or v.low > best[1].low + 1e-12:
                 best, best_knob = (ch, v), float(knob)
-    if best is None:
-        matched_choice, best_knob = default_choice, target_of(candidate)
-    else:
-        matched_choice = best[0]
-    cand_v = _values(qlog, matched_choice, cq, clog, cc)
+    matched = None if best is None else {"target": best_knob,
+                                         **_values(qlog, best[0], cq, clog, cc).to_dict()}
+    cand_v = default_v
     metrics: dict[str, tuple[float | None, float | None]] = {}
     if len(full_ctx) >= 10:
         rows = [cidx[c] for c in ctxs if c in full_ctx]
@@ -115,9 +115,9 @@ def evaluate_candidate(slice_df: pd.DataFrame, base: Router, candidate: Router, 
             metrics["aiq"] = (rep["routers"]["candidate"]["aiq"], rep["routers"]["base"]["aiq"])
     result = gate_decision(cand_v, base_v, cost_tolerance=cost_tolerance, metrics=metrics, min_ess=min_ess)
     info.update({"contexts": len(ctxs), "base": base_v.to_dict(), "candidate": cand_v.to_dict(),
-                 "candidate_default_tier": default_v.to_dict(), "candidate_matched_target": best_knob,
+                 "candidate_at_base_cost": matched,
                  "base_target": target_of(base), "extra_metrics": {k: list(v) for k, v in metrics.items()},
-                 "base_share": _shares(base_choice, models), "candidate_share": _shares(matched_choice, models)})
+                 "base_share": _shares(base_choice, models), "candidate_share": _shares(default_choice, models)})
     return result, info
 
 
