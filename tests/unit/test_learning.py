@@ -115,3 +115,11 @@ def test_gate_refuses_a_worse_candidate_a_dearer_one_and_thin_evidence():
     assert not thin.promote and any("effective sample size" in r for r in thin.reasons)
     aiq = gate_decision(_pv(0.82, 0.78, 0.004), _pv(0.80, 0.76, 0.005), metrics={"aiq": (0.80, 0.85)})
     assert not aiq.promote and any("aiq" in r for r in aiq.reasons)
+
+
+def test_public_names_are_pinned():
+    import router.learning as learning
+
+    assert sorted(learning.__all__) == sorted(["Explored", "explore", "Estimate", "ips", "snips", "dr",
+                                               "effective_sample_size", "PolicyValue", "GateResult", "gate_decision"])
+    assert all(hasattr(learning, n) for n in learning.__all__)

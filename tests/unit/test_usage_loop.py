@@ -182,3 +182,21 @@ def test_outcome_rows_count_hash_only_unknown_and_fallback_rows(url):
     assert seen.prompt == "Compute 1 plus 1." and seen.propensity == 0.9  # the classifier's text
     assert df[df.request_id == "fell"].propensity.isna().all()  # left out of off-policy estimates
     assert set(df.model) == {"cheap", "dear", "mid"}
+
+
+def test_simulated_traffic_logs_propensities_and_the_classifier_text(url):
+    from router.training.loop.simulate import simulate_traffic
+
+    r = Router.default(context_turns=2)
+    with UsageStore(url, store_prompts=True) as s:
+        fb = simulate_traffic(r, s, 60, 0.5, np.random.default_rng(1), "v-test", t0=100.0)
+        recs = s.records()
+    assert len(recs) == len(fb) == 60 and {f["request_id"] for f in fb} == {x.request_id for x in recs}
+    k = len(r.models)
+    for rec in recs:
+        d = r.route(rec.prompt)  # the policy's own choice: 1 - eps + eps/k, any other eps/k
+        want = 0.5 + 0.5 / len(d.candidates) if rec.model == d.model else 0.5 / len(d.candidates)
+        assert rec.propensity == pytest.approx(want) and rec.routed_model == rec.model
+        assert rec.classifier_text == r.classifier_text(rec.prompt) and rec.router_version == "v-test"
+        assert rec.model in {c["model"] for c in rec.candidates} and len(rec.candidates) <= k
+    assert any(rec.explored for rec in recs) and not all(rec.explored for rec in recs)
