@@ -200,3 +200,28 @@ def test_simulated_traffic_logs_propensities_and_the_classifier_text(url):
         assert rec.classifier_text == r.classifier_text(rec.prompt) and rec.router_version == "v-test"
         assert rec.model in {c["model"] for c in rec.candidates} and len(rec.candidates) <= k
     assert any(rec.explored for rec in recs) and not all(rec.explored for rec in recs)
+
+
+def test_an_escalation_is_stored_as_implicit_feedback_on_the_first_model(url):
+    chain = [{"model": "cheap", "status": "escalated", "reason": "check short fired; escalated to dear",
+              "latency_ms": 1.0}, {"model": "dear", "status": "ok", "reason": "escalation", "latency_ms": 2.0}]
+    with UsageStore(url) as s:
+        s.log(make_record("esc", model="dear", escalated=True, chain=chain))
+        s.log(make_record("plain", escalated=False, chain=chain[1:]))
+        assert s.flush() and s.written == 2
+        fb = s.feedback()
+    assert [(f["request_id"], f["model"], f["score"], f["origin"]) for f in fb] == [("esc", "cheap", 0.0, "implicit")]
+
+
+def test_a_client_cannot_claim_the_judge_origin():
+    from router.serving.usage.record import client_feedback
+
+    assert client_feedback({"request_id": "r", "thumbs": "up"}) == {
+        "request_id": "r", "score": 1.0, "comment": None, "origin": "human", "model": None}
+    assert client_feedback({"request_id": "r", "rating": 10, "origin": "implicit"})["origin"] == "implicit"
+    with pytest.raises(InvalidRequestError, match="judge grades come from"):
+        client_feedback({"request_id": "r", "score": 1, "origin": "judge"})
+    for bad, what in (({"score": 1}, "request_id"), ({"request_id": "r"}, "exactly one"),
+                      ({"request_id": "r", "score": 1, "comment": 3}, "comment"), ([], "JSON object")):
+        with pytest.raises(InvalidRequestError, match=what):
+            client_feedback(bad)

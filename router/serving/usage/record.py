@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ...learning.exploration import Explored
     from ...types import RoutingDecision
 
-__all__ = ["UsageRecord", "hash_prompt", "decision_fields", "ORIGINS", "CLIENT_ORIGINS", "score_from"]
+__all__ = ["UsageRecord", "hash_prompt", "decision_fields", "ORIGINS", "CLIENT_ORIGINS", "score_from",
+           "client_feedback"]
 
 #: Where a feedback row came from. ``human``: a person's rating; ``judge``: an automatic grader
 #: (never claimable by a client); ``implicit``: evidence from behaviour (an escalation that fired
@@ -129,3 +130,28 @@ def decision_fields(decision: "RoutingDecision", explored: "Explored | None" = N
     return {"router_version": router_version, "routed_model": routed, "propensity": propensity,
             "explored": fired, "target_quality": decision.target_quality, "candidates": cands,
             "classifier_text": classifier_text}
+
+
+def client_feedback(body: Any) -> dict[str, Any]:
+    """Validate a ``POST /v1/feedback`` body from a client -> keyword arguments of
+    :meth:`UsageStore.add_feedback <router.serving.usage.store.UsageStore.add_feedback>`
+    (``request_id, score, comment, origin, model``).
+
+    ``origin`` defaults to ``human`` and may be one of :data:`CLIENT_ORIGINS`: a client cannot
+    claim ``judge`` (or ``import``). :class:`InvalidRequestError` names the bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    rid = body.get("request_id")
+    if not isinstance(rid, str) or not rid:
+        raise InvalidRequestError("'request_id' is required (the x-router-request-id of the answer)")
+    score = score_from(score=body.get("score"), thumbs=body.get("thumbs"), rating=body.get("rating"))
+    origin = body.get("origin", "human")
+    if origin not in CLIENT_ORIGINS:
+        raise InvalidRequestError(f"'origin' must be one of {list(CLIENT_ORIGINS)}, got {origin!r}"
+                                  + (" (judge grades come from `router judge`, not from clients)"
+                                     if origin == "judge" else ""))
+    comment, model = body.get("comment"), body.get("model")
+    for key, v in (("comment", comment), ("model", model)):
+        if v is not None and not isinstance(v, str):
+            raise InvalidRequestError(f"'{key}' must be a string")
+    return {"request_id": rid, "score": score, "comment": comment, "origin": origin, "model": model}

@@ -256,6 +256,7 @@ class UsageStore:
         try:
             with self._engine.begin() as conn:
                 conn.execute(self._requests.insert(), rows)
+                self._insert_implicit(conn, rows)
             return len(rows), error
         except sa.exc.IntegrityError:  # e.g. a duplicate request_id: insert one by one, lose only it
             written = 0
@@ -263,12 +264,23 @@ class UsageStore:
                 try:
                     with self._engine.begin() as conn:
                         conn.execute(self._requests.insert(), [row])
+                        self._insert_implicit(conn, [row])
                     written += 1
                 except Exception as exc:
                     error = f"insert of request {row['request_id']!r} failed: {_describe(exc)}"
             return written, error
         except Exception as exc:
             return 0, f"insert of {len(rows)} usage records failed: {_describe(exc)}"
+
+    def _insert_implicit(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """An escalation that fired is implicit evidence that the answer it replaced was weak:
+        one ``origin=implicit`` score 0 for each attempt the chain marks ``escalated``."""
+        fb = [{"request_id": row["request_id"], "created_at": row["created_at"], "score": 0.0,
+               "comment": "escalation fired", "origin": "implicit", "model": e.get("model")}
+              for row in rows if row["escalated"]
+              for e in json.loads(row["chain"]) if isinstance(e, dict) and e.get("status") == "escalated"]
+        if fb:
+            conn.execute(self._feedback.insert(), fb)
 
     def _to_row(self, rec: UsageRecord) -> dict[str, Any]:
         row = {name: getattr(rec, name) for name in _FIELDS}
