@@ -64,7 +64,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if settings is not None:
         from ..training.tracking.loop import register_retrained
 
-        res.report["registry"] = register_retrained(settings, res.candidate, res.report, res.promote, progress=say)
+        from ..routing import Router
+
+        reg = register_retrained(settings, res.candidate, res.report, res.promote, base=Router.load(args.router),
+                                 progress=say)
+        res.report["registry"] = reg
+        res.promote = reg["promoted"]
+        res.reasons = res.report["gate"]["reasons"]
     if args.json:
         print(json.dumps(res.report, indent=2, default=float))
     else:

@@ -74,3 +74,34 @@ def test_a_base_naming_a_missing_training_file_fails_with_its_name(tmp_path, bas
     assert main(["retrain", "--usage-db", db, "--router", str(tmp_path / "v1"), "--out", str(tmp_path / "v2"),
                  "--no-track", "--cache", ""]) == 1
     assert "base_outcomes.jsonl" in capsys.readouterr().err
+
+
+def _json(out: str) -> dict:
+    """The --json report: mlflow prints its run links to stdout before it."""
+    lines = out.splitlines()
+    return json.loads("\n".join(lines[lines.index("{"):]))
+
+
+@pytest.mark.integration
+def test_retrain_with_mlflow_registers_a_challenger_and_promotes_on_a_pass(tmp_path, base, capsys):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tmp_path / "mlflow.yaml"
+    cfg.write_text(f"tracking_uri: {uri}\nexperiment: loop\nregistered_model: r-loop\n"
+                   "gate:\n  metrics: [routing_aiq]\n  tolerance: 0.0\n")
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    assert main(["feedback", "import", str(write_jsonl(outcome_rows(200, seed=1), tmp_path / "a.jsonl")),
+                 "--usage-db", db]) == 0
+    assert main(["retrain", "--usage-db", db, "--router", str(base), "--out", str(tmp_path / "v1"),
+                 "--mlflow-config", str(cfg), "--json", *FAST]) == 0
+    first = _json(capsys.readouterr().out)["registry"]
+    assert (first["version"], first["champion"], first["promoted"]) == ("1", "1", True)
+    assert main(["retrain", "--usage-db", db, "--router", "models:/r-loop@champion", "--out", str(tmp_path / "v2"),
+                 "--mlflow-config", str(cfg), "--json", "--cache", ""]) in (0, 3)
+    second = _json(capsys.readouterr().out)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = str(client.get_model_version_by_alias("r-loop", "champion").version)
+    challenger = str(client.get_model_version_by_alias("r-loop", "challenger").version)
+    assert challenger == "2"
+    assert champion == ("2" if second["gate"]["verdict"] == "promote" else "1")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...routing import Router
-from .runs import MlflowSettings, _alias_version, _push_history, connect, log_training
+from .runs import MlflowSettings, _alias_version, _push_history, connect, gate_metrics, log_training
 
 __all__ = ["register_retrained"]
 
@@ -29,10 +29,33 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def register_retrained(settings: MlflowSettings, candidate: Router, report: Mapping[str, Any], promote: bool,
-                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Log the candidate as a run, register it as @challenger; when ``promote``, move @champion."""
+def existing_gate(settings: MlflowSettings, candidate: Router, base: Router) -> tuple[list[str], dict[str, Any]]:
+    """The project's gate metrics (``mlflow.yaml``: task accuracy, routing AIQ on the gate data)
+    for both routers -> (failures, comparison); a metric worse by more than the tolerance fails."""
+    new, old = gate_metrics(candidate, settings), gate_metrics(base, settings)
+    failures, comparison = [], {}
+    for metric in settings.gate_metrics:
+        a, b = new.get(metric), old.get(metric)
+        comparison[metric] = {"candidate": a, "base": b}
+        if a is not None and b is not None and a < b - settings.tolerance:
+            failures.append(f"{metric} {a:.4f} < base {b:.4f} - {settings.tolerance}")
+    return failures, comparison
+
+
+def register_retrained(settings: MlflowSettings, candidate: Router, report: dict[str, Any], promote: bool,
+                       base: Router | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the existing gate metrics (when ``base`` is given; a failure refuses), log the
+    candidate as a run, register it as @challenger; when still promoted, move @champion.
+    ``report["gate"]`` gains the comparison and any failures."""
     say = progress or (lambda s: None)
+    if base is not None:
+        say("existing gate metrics on the gate data ...")
+        failures, comparison = existing_gate(settings, candidate, base)
+        report["gate"]["existing_metrics"] = comparison
+        if failures:
+            promote = False
+            report["gate"]["verdict"] = "refuse"
+            report["gate"]["reasons"] = list(report["gate"].get("reasons", [])) + failures
     params = {"retrained_from": report.get("base"), "training_rows": report.get("training_rows"),
               "feedback_by_origin": report.get("rows", {}).get("by_origin", {}),
               "gate_verdict": report.get("gate", {}).get("verdict")}
@@ -50,4 +73,5 @@ def register_retrained(settings: MlflowSettings, candidate: Router, report: Mapp
         champion = reg.version
     elif not promote:
         say(f"gate refused: v{reg.version} stays @{settings.challenger}; @{settings.champion} is v{champion}")
-    return {"version": reg.version, "model_uri": reg.model_uri, "champion": champion, "run_id": reg.run_id}
+    return {"version": reg.version, "model_uri": reg.model_uri, "champion": champion, "run_id": reg.run_id,
+            "promoted": promote}
