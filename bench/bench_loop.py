@@ -8,7 +8,8 @@ newest held-back feedback) decides whether the candidate becomes champion. Per r
 never used for feedback (25% of RouterBench by a hash of the id): AIQ and the mean quality at no
 more than the cold-start router's cost, against the cold-start router, a router retrained with
 full information on the same prompts (every model's outcome), and the oracle. ε = 0 against
-ε > 0. Finally a poisoned round (a share of the scores inverted) that the gate must refuse.
+ε > 0. Finally a poisoned round (a batch with a share of its scores inverted, then honest
+traffic that the gate holds back) that the gate must refuse.
 
     python bench/bench_loop.py [--rounds 3 --batch 400 --epsilons 0 0.2 --embedder hashing]
 """
@@ -164,15 +165,17 @@ def run(args: argparse.Namespace) -> dict:
             out[f"eps={eps}"] = rounds
             if eps == max(args.epsilons):
                 # poisoned round: a share of inverted scores, then honest traffic held back for the gate
-                idx = sim.pool[R * B: (R + 1) * B]
-                honest = sim.pool[(R + 1) * B: (R + 1) * B + B // 2]
+                rest = sim.pool[R * B:]
+                n_poison = min(B, 2 * len(rest) // 3)
+                idx, honest = rest[:n_poison], rest[n_poison: n_poison + B // 2]
                 rows = sim.bandit_rows(champion, idx, eps, R + 1, rng, poison=args.poison)
                 rows += sim.bandit_rows(champion, honest, eps, R + 2, rng)
                 with UsageStore(db) as store:
                     import_feedback(store, _write(rows, work / "poison.jsonl"))
-                    total = len({r["prompt_id"] for r in rows}) + R * B
-                res = sim.retrain(db, champion, work / "poisoned", holdout=(B // 2) / total)
-                out["poisoned_round"] = {"poison_share": args.poison, "verdict": res.report["gate"]["verdict"],
+                total = R * B + len(idx) + len(honest)  # one context per imported prompt
+                res = sim.retrain(db, champion, work / "poisoned", holdout=len(honest) / total)
+                out["poisoned_round"] = {"poison_share": args.poison, "poisoned_rows": len(idx),
+                                         "honest_held_back": len(honest), "verdict": res.report["gate"]["verdict"],
                                          "reasons": res.reasons, "candidate": sim.score(res.path),
                                          "champion_kept": sim.score(champion)}
                 print(json.dumps(out["poisoned_round"], default=float), file=sys.stderr, flush=True)
@@ -194,7 +197,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=400)
     ap.add_argument("--epsilons", type=float, nargs="+", default=[0.0, 0.2])
-    ap.add_argument("--poison", type=float, default=0.5)
+    ap.add_argument("--poison", type=float, default=0.8, help="share of the poisoned batch's scores inverted")
     ap.add_argument("--embedder", default="minilm-onnx+use@views")
     ap.add_argument("--cache", default=None, help="embedding cache ('' disables; default the project's)")
     ap.add_argument("--seed", type=int, default=0)
