@@ -27,8 +27,6 @@ from __future__ import annotations
 import atexit
 import json
 import math
-import queue
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -44,6 +42,8 @@ from . import migrations as _migrations
 from .migrations import MIGRATIONS, Migration
 from .record import ORIGINS, UsageRecord, hash_prompt
 from .stats import plot_stats, usage_stats
+from .writer import BatchWriter
+from .writer import describe as _describe
 
 __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt", "plot_stats"]
 
@@ -51,13 +51,6 @@ __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt"
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
 _BOOL_COLS, _FLOAT_COLS = ("escalated", "stream"), ("created_at", "cost_usd", "latency_ms")
 _OPT_FLOAT_COLS = ("predicted_quality", "propensity", "target_quality")
-_STOP, _WAKE = object(), object()  # queue markers: end the writer; write what you hold now
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's error, without SQLAlchemy's statement and parameters (they may hold prompts)."""
-    orig = getattr(exc, "orig", None) or exc
-    return f"{type(orig).__name__}: {str(orig).strip()}"
 
 
 class UsageStore:
@@ -71,7 +64,6 @@ class UsageStore:
             raise ValueError("queue_size and batch_size must be >= 1")
         self.store_prompts = store_prompts
         self.store_responses = store_responses
-        self._batch_size, self._max_wait = batch_size, max_wait
         self._url_text = sa.make_url(url).render_as_string(hide_password=True)
         self._engine = self._create_engine(url, busy_timeout_ms)
         try:
@@ -79,14 +71,9 @@ class UsageStore:
         except BaseException:
             self._engine.dispose()
             raise
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._enqueued = self._done = self._written = self._failed = self._dropped = 0
-        self.last_error: str | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="router-usage-writer", daemon=True)
-        self._thread.start()
+        # through a lambda, so a test can wrap _write_batch on the instance
+        self._writer = BatchWriter(lambda batch: self._write_batch(batch), queue_size=queue_size,
+                                   batch_size=batch_size, max_wait=max_wait)
         atexit.register(self.close)
 
     # -- engine and migrations -------------------------------------------------------------
@@ -135,55 +122,17 @@ class UsageStore:
     # -- writes ----------------------------------------------------------------------------
     def log(self, record: UsageRecord) -> None:
         """Queue ``record`` for the writer; never blocks and never raises (a drop is counted)."""
-        try:
-            with self._lock:
-                if not self._closed:
-                    self._queue.put_nowait(record)
-                    self._enqueued += 1
-                    return
-            self._drop("store is closed")
-        except queue.Full:
-            self._drop(f"queue full ({self._queue.maxsize} records)")
-        except Exception as exc:  # pragma: no cover - defensive
-            self._drop(_describe(exc))
-
-    def _drop(self, why: str) -> None:
-        with self._lock:
-            self._dropped += 1
-            self.last_error = f"record dropped: {why}"
+        self._writer.put(record)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every record queued before this call is written (or failed); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            target = self._enqueued
-            if self._done >= target:
-                return True
-        try:
-            self._queue.put(_WAKE, timeout=max(timeout, 0.0))  # stop the writer lingering
-        except queue.Full:
-            return False
-        with self._cond:
-            while self._done < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(remaining)
-        return True
+        return self._writer.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, stop the writer and release the database (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        atexit.unregister(self.close)
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-            self._thread.join(timeout)
-        except queue.Full:
-            self.last_error = "close: the writer did not drain the queue in time"
-        self._engine.dispose()
+        if self._writer.close(timeout):
+            atexit.unregister(self.close)
+            self._engine.dispose()
 
     def __enter__(self) -> UsageStore:
         return self
@@ -199,49 +148,22 @@ class UsageStore:
     @property
     def failed_writes(self) -> int:
         """Records whose insert failed (they are not in the database)."""
-        return self._failed
+        return self._writer.failed
 
     @property
     def dropped(self) -> int:
         """Records never queued: the queue was full or the store closed."""
-        return self._dropped
+        return self._writer.dropped
 
     @property
     def written(self) -> int:
         """Records this store has inserted since it was opened."""
-        return self._written
+        return self._writer.written
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            if item is _WAKE:
-                continue
-            batch, deadline = [item], time.monotonic() + self._max_wait
-            while len(batch) < self._batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _WAKE or item is _STOP:
-                    stop = item is _STOP
-                    break
-                batch.append(item)
-            written, error = 0, None
-            try:
-                written, error = self._write_batch(batch)
-            except Exception as exc:  # the writer must survive anything
-                error = _describe(exc)
-            with self._cond:
-                self._written += written
-                self._failed += len(batch) - written
-                self._done += len(batch)
-                if error is not None:
-                    self.last_error = error
-                self._cond.notify_all()
+    @property
+    def last_error(self) -> str | None:
+        """The last drop or write failure (no statement parameters: they may hold prompts)."""
+        return self._writer.last_error
 
     def _write_batch(self, batch: list[Any]) -> tuple[int, str | None]:
         rows, error = [], None
