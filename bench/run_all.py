@@ -25,6 +25,7 @@ SCRIPTS = {
     "bench_gateway.py": (False, False),
     "bench_routing_transfer.py": (True, True),
     "bench_routing_ceiling.py": (True, True),
+    "bench_loop.py": (False, True),
 }
 
 

@@ -100,6 +100,12 @@ class Router:
         # the mark tells text views where the request's own text ends (embedders drop it)
         return req.text + CONTEXT_MARK + "\n\n" + "\n\n".join(t[:300] for t in picked)
 
+    def classifier_text(self, prompt: Prompt) -> str:
+        """Exactly the text the task classifier reads for ``prompt`` (the last user turn and the
+        context it appends): what the usage log keeps with ``store_prompts``, so retraining
+        embeds what serving saw."""
+        return self._text_for_classifier(parse_request(prompt))
+
     def _features_and_tasks(
         self, reqs: Sequence[ParsedRequest]
     ) -> tuple[np.ndarray | None, list[TaskPrediction]]:

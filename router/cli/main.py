@@ -108,7 +108,8 @@ def _positive_int(text: str) -> int:
 
 
 # Subcommands other modules add: name -> (module, function that registers the parser).
-_EXTENSIONS: tuple[tuple[str, str], ...] = (("router.cli.training", "register"), ("router.cli.serve", "register"))
+_EXTENSIONS: tuple[tuple[str, str], ...] = (("router.cli.training", "register"), ("router.cli.serve", "register"),
+                                             ("router.cli.feedback", "register"), ("router.cli.retrain", "register"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ArtifactError
 
-__all__ = ["download_router"]
+__all__ = ["download_router", "resolve_alias"]
 
 #: Where the router folder sits inside a logged MLflow model (see training/tracking.py).
 ROUTER_SUBDIR = ("artifacts", "router")
@@ -36,3 +36,21 @@ def download_router(uri: str, dst: str | Path | None = None) -> Path:
     if found:
         return found[0].parent
     raise ArtifactError(f"{uri} holds no router folder (no router.json under {local})")
+
+
+def resolve_alias(uri: str) -> str:
+    """``models:/NAME@ALIAS`` -> ``NAME/VERSION`` the alias points at now (``models:/NAME/VERSION``
+    is returned as ``NAME/VERSION``)."""
+    body = uri[len("models:/"):] if uri.startswith("models:/") else uri
+    if "@" not in body:
+        return body
+    name, alias = body.split("@", 1)
+    try:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise ArtifactError(f"resolving {uri} needs mlflow installed (pip install mlflow)") from None
+    try:
+        return f"{name}/{MlflowClient().get_model_version_by_alias(name, alias).version}"
+    except MlflowException as exc:
+        raise ArtifactError(f"cannot resolve {uri}: {exc.message}") from None

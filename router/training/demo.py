@@ -4,7 +4,10 @@
 2. log it to MLflow (``mlflow.yaml``: ``sqlite:///mlflow.db`` by default) and register it,
 3. promote it through the gate (the first version becomes champion),
 4. load the champion by alias and route the demo prompts,
-5. print the table and the savings against sending everything to gpt-4o.
+5. print the table and the savings against sending everything to gpt-4o,
+6. one round of the learning loop on a small simulated log (seconds): requests routed with
+   exploration and logged, users' thumbs imported with ``router feedback import``, ``router
+   retrain`` from the cold-start router, the gate's verdict, and before/after numbers.
 
 ``python -m router.training.demo [--cold-start]``; ``--cold-start`` skips 1-4 and uses
 ``Router.default()`` (catalog priors + regex).
@@ -64,6 +67,42 @@ def _train_register_promote(out: Path) -> str:
     return f"models:/{settings.registered_model}@{settings.champion}"
 
 
+def loop_round(requests: int = 800, epsilon: float = 0.3, seed: int = 0) -> int:
+    """Step 6: one round of the learning loop in a temporary folder; returns retrain's exit code."""
+    import shlex
+    import tempfile
+
+    import numpy as np
+
+    from ..cli.main import main as cli
+    from ..serving.usage.store import UsageStore
+    from .loop.simulate import policy_value, simulate_traffic, simulated_prompts
+
+    print("\n=== the learning loop: one round on a simulated log ===", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Router.default()
+        base_dir = base.save(Path(tmp) / "base")
+        db = f"sqlite:///{Path(tmp) / 'usage.db'}"
+        with UsageStore(db, store_prompts=True) as store:
+            feedback = simulate_traffic(base, store, requests, epsilon, np.random.default_rng(seed), "cold-start")
+        fb = Path(tmp) / "feedback.jsonl"
+        fb.write_text("".join(json.dumps(r) + "\n" for r in feedback), encoding="utf-8")
+        print(f"logged {requests} requests routed by the cold-start router (exploration {epsilon}); "
+              f"users' thumbs in {fb.name}", flush=True)
+        cli(["feedback", "import", str(fb), "--usage-db", db])
+        args = ["retrain", "--usage-db", db, "--router", str(base_dir), "--out", str(Path(tmp) / "candidate"),
+                "--no-track", "--embedder", "hashing", "--cache", ""]
+        print("$ router " + shlex.join(args[:1] + ["--usage-db", "DB", "--router", "BASE", "--out", "CANDIDATE"]
+                                       + args[7:]), flush=True)
+        code = cli(args)
+        fresh = simulated_prompts(400, np.random.default_rng(seed + 1))
+        before, after = policy_value(base, fresh), policy_value(Router.load(Path(tmp) / "candidate"), fresh)
+        print(f"on 400 fresh simulated prompts: cold start quality {before['quality']:.3f} at "
+              f"${before['cost_usd']:.7f}/request; retrained {after['quality']:.3f} at ${after['cost_usd']:.7f}"
+              f" ({'promoted' if code == 0 else 'refused by the gate'})", flush=True)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m router.training.demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--router", help="route with this router folder or URI instead of training one")
     ap.add_argument("--out", default=str(project_dir() / "artifacts" / "router"), help="where to save the router")
     ap.add_argument("--tier", default=None, help="only this tier (default: all three)")
+    ap.add_argument("--no-loop", action="store_true", help="skip the learning-loop round at the end")
     args = ap.parse_args(argv)
     try:
         if args.cold_start:
@@ -83,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tier in ([args.tier] if args.tier else ["budget", "balanced", "quality"]):
             print(f"\n=== tier: {tier} ===")
             print(run(router, prompts, tier))
+        if not args.no_loop:
+            loop_round()
     except RouterError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1

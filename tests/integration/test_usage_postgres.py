@@ -90,3 +90,32 @@ def test_a_newer_database_is_refused(pg_url):
     eng.dispose()
     with pytest.raises(ArtifactError, match="schema version 99"):
         UsageStore(pg_url)
+
+
+def test_learning_loop_schema_import_and_training_rows(pg_url, tmp_path):
+    import json
+
+    import router.serving.usage.migrations as migrations
+    from router.serving.usage.importer import import_feedback
+    from router.training.loop.rows import outcome_rows
+
+    eng = sa.create_engine(pg_url)  # a version-1 database, as the previous package left it
+    with eng.begin() as conn:
+        migrations.migrate(conn, "pg", migrations.MIGRATIONS[:1])
+        conn.execute(sa.text("INSERT INTO feedback (request_id, created_at, score) VALUES ('old', 1.0, 0.5)"))
+    eng.dispose()
+    lines = [{"prompt_id": "p1", "prompt": "Compute 2 plus 2.", "model": "cheap", "score": 1, "propensity": 0.9},
+             {"prompt_id": "p1", "prompt": "Compute 2 plus 2.", "model": "dear", "score": 5}]
+    path = tmp_path / "fb.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with UsageStore(pg_url, store_prompts=True) as s:
+        assert s.feedback()[0]["origin"] == "human"  # upgraded in place
+        rep = import_feedback(s, path)
+        assert rep.imported == 1 and rep.errors[0][0] == 2
+        s.log(make_record("r1", model="cheap", routed_model="cheap", propensity=0.8, chain=[],
+                          classifier_text="Compute 1 plus 1."))
+        assert s.flush()
+        s.add_feedback("r1", 1.0, origin="human")
+        df, rows = outcome_rows(s, ["cheap", "dear"])
+    assert rows.feedback_rows == 3 and rows.orphaned == 1 and rows.used == 2
+    assert sorted(df.propensity) == [0.8, 0.9]

@@ -8,7 +8,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-import router.serving.usage.store as usage
+import router.serving.usage.migrations as usage
 from router import ModelCatalog
 from router.errors import ArtifactError, InvalidRequestError, UnknownModelError
 from router.serving.usage.store import Migration, UsageStore, hash_prompt, plot_stats
@@ -167,22 +167,22 @@ def _versions(url):
         return [v for (v,) in raw.execute("SELECT version FROM schema_version ORDER BY version")]
 
 
-def test_a_version_1_database_reopens_and_a_later_migration_applies(url, monkeypatch):
+def test_a_database_reopens_and_a_later_migration_applies(url, monkeypatch):
     with UsageStore(url) as s:
         s.log(make_record("r1"))
-    assert _versions(url) == [1]
+    assert _versions(url) == [1, 2]
     with UsageStore(url) as s:  # reopening applies nothing
-        assert s.get("r1") == dataclasses.replace(make_record("r1"), prompt=None)
-    assert _versions(url) == [1]
+        assert s.get("r1") == dataclasses.replace(make_record("r1"), prompt=None, classifier_text=None, answer=None)
+    assert _versions(url) == [1, 2]
 
     def add_region(conn):
         conn.execute(sa.text("ALTER TABLE requests ADD COLUMN region VARCHAR(64)"))
 
-    monkeypatch.setattr(usage, "MIGRATIONS", usage.MIGRATIONS + (Migration(2, "add region", add_region),))
+    monkeypatch.setattr(usage, "MIGRATIONS", usage.MIGRATIONS + (Migration(3, "add region", add_region),))
     with UsageStore(url) as s:
         s.log(make_record("r2"))
         assert s.flush() and s.count() == 2 and s.failed_writes == 0
-    assert _versions(url) == [1, 2]
+    assert _versions(url) == [1, 2, 3]
     cols = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("requests")}
     assert "region" in cols
 
@@ -194,10 +194,10 @@ def test_a_failing_migration_changes_nothing(url, monkeypatch):
         conn.execute(sa.text("ALTER TABLE requests ADD COLUMN region VARCHAR(64)"))
         raise RuntimeError("half way")
 
-    monkeypatch.setattr(usage, "MIGRATIONS", usage.MIGRATIONS + (Migration(2, "broken", broken),))
+    monkeypatch.setattr(usage, "MIGRATIONS", usage.MIGRATIONS + (Migration(3, "broken", broken),))
     with pytest.raises(ArtifactError, match="half way"):
         UsageStore(url)
-    assert _versions(url) == [1]
+    assert _versions(url) == [1, 2]
     cols = {c["name"] for c in sa.inspect(sa.create_engine(url)).get_columns("requests")}
     assert "region" not in cols
 
@@ -207,9 +207,9 @@ def test_a_newer_database_is_refused_untouched(url):
         s.log(make_record("r1"))
     with sqlite3.connect(sa.make_url(url).database) as raw:
         raw.execute("INSERT INTO schema_version VALUES (99, 0, 'from the future')")
-    with pytest.raises(ArtifactError, match=r"schema version 99.*versions up to 1"):
+    with pytest.raises(ArtifactError, match=r"schema version 99.*versions up to 2"):
         UsageStore(url)
-    assert _versions(url) == [1, 99]
+    assert _versions(url) == [1, 2, 99]
     with sqlite3.connect(sa.make_url(url).database) as raw:
         assert raw.execute("SELECT count(*) FROM requests").fetchone() == (1,)
 

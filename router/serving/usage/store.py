@@ -12,25 +12,24 @@ does not fit in the queue, or whose insert fails, is dropped and counted (``drop
 ``failed_writes``, ``last_error``). Reads, feedback and migrations are synchronous.
 
 Any SQLAlchemy URL works; SQLite (WAL mode, busy timeout) and PostgreSQL are tested. The schema is
-versioned: :data:`MIGRATIONS` is an ordered tuple, and opening a store applies the pending ones in
-one locked transaction; the tables are then reflected from the database, so reads and writes use
-exactly the migrated layout. To change it, append ``Migration(2, "...", upgrade)`` (e.g.
-``conn.execute(text("ALTER TABLE requests ADD COLUMN region VARCHAR(64)"))``), add the field to
-:class:`UsageRecord`, and never edit an existing migration.
+versioned by :mod:`router.serving.usage.migrations`. The record type lives in
+:mod:`~router.serving.usage.record`, statistics in :mod:`~router.serving.usage.stats`; their
+public names are re-exported here.
+
+Feedback rows carry an ``origin`` (see :data:`~router.serving.usage.record.ORIGINS`). A row scores
+either a logged request (``request_id``) or, for imported outcomes, a prompt and model of its own
+(``request_id`` is then ``import:<prompt_id>:<model>``); :meth:`UsageStore.add_outcomes` writes a
+batch of those in one transaction, all or nothing.
 """
 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import math
-import queue
-import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -39,126 +38,32 @@ from sqlalchemy.engine import Connection, Engine
 
 from ...catalog.model_catalog import ModelCatalog
 from ...errors import ArtifactError, InvalidRequestError
+from . import migrations as _migrations
+from .migrations import MIGRATIONS, Migration
+from .record import ORIGINS, UsageRecord, hash_prompt
+from .stats import plot_stats, usage_stats
+from .writer import BatchWriter
+from .writer import describe as _describe
 
 __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt", "plot_stats"]
 
 
-def hash_prompt(prompt: str) -> str:
-    """sha256 hex digest of the prompt text (UTF-8): what the log keeps when prompts are private."""
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, kw_only=True)
-class UsageRecord:
-    """One routed request as the log keeps it.
-
-    ``model`` is the model that answered (or the last one tried); ``requested_model`` what the
-    caller asked for (``"auto"``, ``"auto:budget"`` or a model name). ``chain`` lists the attempts
-    in order, each ``{"model", "status", "reason", "latency_ms"}``. ``prompt`` is ``None`` when
-    privacy hides it; ``prompt_hash`` is always the sha256 of the text (see :func:`hash_prompt`).
-    """
-
-    request_id: str
-    created_at: float
-    task: str | None
-    model: str
-    requested_model: str
-    tier: str | None
-    predicted_quality: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    latency_ms: float
-    status: str
-    error: str | None = None
-    chain: list[dict[str, Any]] = field(default_factory=list)
-    escalated: bool = False
-    stream: bool = False
-    prompt: str | None = None
-    prompt_hash: str = ""
-    client: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# -- schema ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Migration:
-    """Schema version ``version``: ``upgrade`` runs inside the migration transaction."""
-
-    version: int
-    description: str
-    upgrade: Callable[[Connection], None]
-
-
-def _v1_create_tables(conn: Connection) -> None:
-    # Frozen copy of the version-1 layout: later migrations alter it, they never edit this.
-    md = sa.MetaData()
-    sa.Table(
-        "requests", md,
-        sa.Column("request_id", sa.String(255), primary_key=True),
-        sa.Column("created_at", sa.Float, nullable=False, index=True),
-        sa.Column("task", sa.String(64)),
-        sa.Column("model", sa.String(255), nullable=False),
-        sa.Column("requested_model", sa.String(255), nullable=False),
-        sa.Column("tier", sa.String(64)),
-        sa.Column("predicted_quality", sa.Float),
-        sa.Column("prompt_tokens", sa.Integer, nullable=False),
-        sa.Column("completion_tokens", sa.Integer, nullable=False),
-        sa.Column("cost_usd", sa.Float, nullable=False),
-        sa.Column("latency_ms", sa.Float, nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("error", sa.Text),
-        sa.Column("chain", sa.Text, nullable=False),
-        sa.Column("escalated", sa.Boolean, nullable=False),
-        sa.Column("stream", sa.Boolean, nullable=False),
-        sa.Column("prompt", sa.Text),
-        sa.Column("prompt_hash", sa.String(64), nullable=False),
-        sa.Column("client", sa.String(255)),
-    )
-    sa.Table(
-        "feedback", md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("request_id", sa.String(255), nullable=False, index=True),
-        sa.Column("created_at", sa.Float, nullable=False),
-        sa.Column("score", sa.Float, nullable=False),
-        sa.Column("comment", sa.Text),
-    )
-    md.create_all(conn, checkfirst=False)  # an unrelated table of the same name is an error
-
-
-#: Ordered schema migrations; ``MIGRATIONS[i].version == i + 1``.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "requests and feedback tables", _v1_create_tables),)
-
-_VERSIONS = sa.Table(
-    "schema_version", sa.MetaData(),
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", sa.Float, nullable=False),
-    sa.Column("description", sa.String(255), nullable=False),
-)
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
 _BOOL_COLS, _FLOAT_COLS = ("escalated", "stream"), ("created_at", "cost_usd", "latency_ms")
-_STOP, _WAKE = object(), object()  # queue markers: end the writer; write what you hold now
-_PG_LOCK_KEY = 0x726F7574  # pg_advisory_xact_lock key serialising concurrent migrations
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's error, without SQLAlchemy's statement and parameters (they may hold prompts)."""
-    orig = getattr(exc, "orig", None) or exc
-    return f"{type(orig).__name__}: {str(orig).strip()}"
+_OPT_FLOAT_COLS = ("predicted_quality", "propensity", "target_quality")
 
 
 class UsageStore:
     """A usage log in any SQLAlchemy database; see the module docstring."""
 
     def __init__(self, url: str = "sqlite:///router_usage.db", *, store_prompts: bool = False,
+                 store_responses: bool = False,
                  queue_size: int = 10000, batch_size: int = 200, max_wait: float = 0.05,
                  busy_timeout_ms: int = 5000):
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be >= 1")
         self.store_prompts = store_prompts
-        self._batch_size, self._max_wait = batch_size, max_wait
+        self.store_responses = store_responses
         self._url_text = sa.make_url(url).render_as_string(hide_password=True)
         self._engine = self._create_engine(url, busy_timeout_ms)
         try:
@@ -166,14 +71,9 @@ class UsageStore:
         except BaseException:
             self._engine.dispose()
             raise
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._enqueued = self._done = self._written = self._failed = self._dropped = 0
-        self.last_error: str | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="router-usage-writer", daemon=True)
-        self._thread.start()
+        # through a lambda, so a test can wrap _write_batch on the instance
+        self._writer = BatchWriter(lambda batch: self._write_batch(batch), queue_size=queue_size,
+                                   batch_size=batch_size, max_wait=max_wait)
         atexit.register(self.close)
 
     # -- engine and migrations -------------------------------------------------------------
@@ -205,26 +105,11 @@ class UsageStore:
         return engine
 
     def _migrate(self) -> None:
-        known = len(MIGRATIONS)
-        if [m.version for m in MIGRATIONS] != list(range(1, known + 1)):
-            raise ArtifactError("MIGRATIONS must be numbered 1, 2, ... in order")
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(sqlite_begin="IMMEDIATE")  # take SQLite's write lock first
                 with conn.begin():
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                    _VERSIONS.create(conn, checkfirst=True)
-                    current = conn.execute(sa.select(sa.func.max(_VERSIONS.c.version))).scalar() or 0
-                    if current > known:
-                        raise ArtifactError(
-                            f"usage database {self._url_text} has schema version {current}, but this "
-                            f"router knows versions up to {known}; upgrade the router package "
-                            "(the database was left untouched)")
-                    for m in MIGRATIONS[current:]:
-                        m.upgrade(conn)
-                        conn.execute(_VERSIONS.insert().values(
-                            version=m.version, applied_at=time.time(), description=m.description))
+                    _migrations.migrate(conn, self._url_text, _migrations.MIGRATIONS)
                     md = sa.MetaData()  # the live layout is whatever the migrations made
                     self._requests = sa.Table("requests", md, autoload_with=conn)
                     self._feedback = sa.Table("feedback", md, autoload_with=conn)
@@ -237,55 +122,17 @@ class UsageStore:
     # -- writes ----------------------------------------------------------------------------
     def log(self, record: UsageRecord) -> None:
         """Queue ``record`` for the writer; never blocks and never raises (a drop is counted)."""
-        try:
-            with self._lock:
-                if not self._closed:
-                    self._queue.put_nowait(record)
-                    self._enqueued += 1
-                    return
-            self._drop("store is closed")
-        except queue.Full:
-            self._drop(f"queue full ({self._queue.maxsize} records)")
-        except Exception as exc:  # pragma: no cover - defensive
-            self._drop(_describe(exc))
-
-    def _drop(self, why: str) -> None:
-        with self._lock:
-            self._dropped += 1
-            self.last_error = f"record dropped: {why}"
+        self._writer.put(record)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every record queued before this call is written (or failed); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            target = self._enqueued
-            if self._done >= target:
-                return True
-        try:
-            self._queue.put(_WAKE, timeout=max(timeout, 0.0))  # stop the writer lingering
-        except queue.Full:
-            return False
-        with self._cond:
-            while self._done < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(remaining)
-        return True
+        return self._writer.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, stop the writer and release the database (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        atexit.unregister(self.close)
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-            self._thread.join(timeout)
-        except queue.Full:
-            self.last_error = "close: the writer did not drain the queue in time"
-        self._engine.dispose()
+        if self._writer.close(timeout):
+            atexit.unregister(self.close)
+            self._engine.dispose()
 
     def __enter__(self) -> UsageStore:
         return self
@@ -294,51 +141,29 @@ class UsageStore:
         self.close()
 
     @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._url_text
+
+    @property
     def failed_writes(self) -> int:
         """Records whose insert failed (they are not in the database)."""
-        return self._failed
+        return self._writer.failed
 
     @property
     def dropped(self) -> int:
         """Records never queued: the queue was full or the store closed."""
-        return self._dropped
+        return self._writer.dropped
 
     @property
     def written(self) -> int:
         """Records this store has inserted since it was opened."""
-        return self._written
+        return self._writer.written
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            if item is _WAKE:
-                continue
-            batch, deadline = [item], time.monotonic() + self._max_wait
-            while len(batch) < self._batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _WAKE or item is _STOP:
-                    stop = item is _STOP
-                    break
-                batch.append(item)
-            written, error = 0, None
-            try:
-                written, error = self._write_batch(batch)
-            except Exception as exc:  # the writer must survive anything
-                error = _describe(exc)
-            with self._cond:
-                self._written += written
-                self._failed += len(batch) - written
-                self._done += len(batch)
-                if error is not None:
-                    self.last_error = error
-                self._cond.notify_all()
+    @property
+    def last_error(self) -> str | None:
+        """The last drop or write failure (no statement parameters: they may hold prompts)."""
+        return self._writer.last_error
 
     def _write_batch(self, batch: list[Any]) -> tuple[int, str | None]:
         rows, error = [], None
@@ -353,6 +178,7 @@ class UsageStore:
         try:
             with self._engine.begin() as conn:
                 conn.execute(self._requests.insert(), rows)
+                self._insert_implicit(conn, rows)
             return len(rows), error
         except sa.exc.IntegrityError:  # e.g. a duplicate request_id: insert one by one, lose only it
             written = 0
@@ -360,6 +186,7 @@ class UsageStore:
                 try:
                     with self._engine.begin() as conn:
                         conn.execute(self._requests.insert(), [row])
+                        self._insert_implicit(conn, [row])
                     written += 1
                 except Exception as exc:
                     error = f"insert of request {row['request_id']!r} failed: {_describe(exc)}"
@@ -367,13 +194,26 @@ class UsageStore:
         except Exception as exc:
             return 0, f"insert of {len(rows)} usage records failed: {_describe(exc)}"
 
+    def _insert_implicit(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """An escalation that fired is implicit evidence that the answer it replaced was weak:
+        one ``origin=implicit`` score 0 for each attempt the chain marks ``escalated``."""
+        fb = [{"request_id": row["request_id"], "created_at": row["created_at"], "score": 0.0,
+               "comment": "escalation fired", "origin": "implicit", "model": e.get("model")}
+              for row in rows if row["escalated"]
+              for e in json.loads(row["chain"]) if isinstance(e, dict) and e.get("status") == "escalated"]
+        if fb:
+            conn.execute(self._feedback.insert(), fb)
+
     def _to_row(self, rec: UsageRecord) -> dict[str, Any]:
         row = {name: getattr(rec, name) for name in _FIELDS}
         if not row["prompt_hash"] and rec.prompt is not None:
             row["prompt_hash"] = hash_prompt(rec.prompt)
         if not self.store_prompts:
-            row["prompt"] = None
+            row["prompt"] = row["classifier_text"] = None
+        if not self.store_responses:
+            row["answer"] = None
         row["chain"] = json.dumps(list(rec.chain), default=str)
+        row["candidates"] = json.dumps(list(rec.candidates), default=str) if rec.candidates else None
         for k in _BOOL_COLS:
             row[k] = bool(row[k])
         return row
@@ -383,9 +223,11 @@ class UsageStore:
     def _from_row(row: Any) -> UsageRecord:
         d = dict(row._mapping)
         d["chain"] = json.loads(d["chain"] or "[]")
+        d["candidates"] = json.loads(d["candidates"] or "[]")
         for k in _BOOL_COLS:
             d[k] = bool(d[k])
-        for k in _FLOAT_COLS + ("predicted_quality",):
+        d["explored"] = None if d["explored"] is None else bool(d["explored"])
+        for k in _FLOAT_COLS + _OPT_FLOAT_COLS:
             d[k] = None if d[k] is None else float(d[k])
         return UsageRecord(**d)
 
@@ -410,106 +252,101 @@ class UsageStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self._requests)).scalar() or 0)
 
     # -- feedback --------------------------------------------------------------------------
-    def add_feedback(self, request_id: str, score: float, comment: str | None = None) -> int:
+    def add_feedback(self, request_id: str, score: float, comment: str | None = None, *, origin: str = "human",
+                     model: str | None = None, meta: Mapping[str, Any] | None = None) -> int:
         """Store a score in [0, 1] for a logged request; returns the feedback id.
 
-        Raises :class:`InvalidRequestError` for a score outside [0, 1] or an unknown request id.
-        """
+        ``origin``: one of :data:`~router.serving.usage.record.ORIGINS` (the library is trusted;
+        the gateway refuses ``judge`` from clients). ``model``: the model the score is about when
+        it is not the one that answered (an escalation's implicit 0 for the first model).
+        Raises :class:`InvalidRequestError` for a score outside [0, 1], an unknown origin or an
+        unknown request id."""
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
                 or not 0.0 <= score <= 1.0:
             raise InvalidRequestError(f"feedback score must be a number in [0, 1], got {score!r}")
+        if origin not in ORIGINS:
+            raise InvalidRequestError(f"feedback origin must be one of {list(ORIGINS)}, got {origin!r}")
         if self.get(request_id) is None:
             self.flush()  # the request may still be waiting in the queue
             if self.get(request_id) is None:
                 raise InvalidRequestError(f"unknown request_id {request_id!r}: it is not in the usage log")
         with self._engine.begin() as conn:
             res = conn.execute(self._feedback.insert().values(
-                request_id=request_id, created_at=time.time(), score=float(score), comment=comment))
+                request_id=request_id, created_at=time.time(), score=float(score), comment=comment,
+                origin=origin, model=model, meta=json.dumps(dict(meta)) if meta else None))
             return int(res.inserted_primary_key[0])
 
+    def known_requests(self, request_ids: Sequence[str]) -> set[str]:
+        """The subset of ``request_ids`` that are in the log."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(request_ids))
+        with self._engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(self._requests.c.request_id).where(self._requests.c.request_id.in_(ids[i: i + 500]))
+                found.update(r[0] for r in conn.execute(q))
+        return found
+
+    def add_feedback_rows(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert validated feedback rows (dicts of feedback columns) in **one** transaction:
+        all are stored or none. Full outcomes get ``request_id = import:<prompt_id>:<model>``
+        and the prompt's hash. Returns the number stored."""
+        now = time.time()
+        out = []
+        for r in rows:
+            row = dict(r)
+            row.setdefault("created_at", now)
+            row.setdefault("origin", "import")
+            if row.get("prompt") is not None:
+                row.setdefault("prompt_hash", hash_prompt(row["prompt"]))
+                row.setdefault("request_id", f"import:{row.get('prompt_id')}:{row.get('model')}")
+            if isinstance(row.get("meta"), Mapping):
+                row["meta"] = json.dumps(row["meta"])
+            out.append(row)
+        if not out:
+            return 0
+        cols = set(self._feedback.c.keys())
+        bad = sorted({k for row in out for k in row} - cols)
+        if bad:
+            raise InvalidRequestError(f"unknown feedback column(s) {bad}")
+        keys = sorted({k for row in out for k in row})
+        with self._engine.begin() as conn:
+            conn.execute(self._feedback.insert(), [{k: row.get(k) for k in keys} for row in out])
+        return len(out)
+
     def feedback(self, request_id: str | None = None) -> list[dict[str, Any]]:
-        """Feedback rows ``{id, request_id, created_at, score, comment}`` in insertion order."""
+        """Feedback rows (every column of the feedback table) in insertion order."""
         q = sa.select(self._feedback).order_by(self._feedback.c.id)
         if request_id is not None:
             q = q.where(self._feedback.c.request_id == request_id)
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def training_rows(self, since: float | None = None, chunk_size: int = 5000):
+        """Feedback joined with its request (when it scores a logged one), oldest first, yielded
+        in chunks of dicts: feedback columns as they are, the request's columns prefixed ``req_``
+        (``None`` for imported outcomes). Memory stays bounded by ``chunk_size``."""
+        f, r = self._feedback, self._requests
+        req_cols = [r.c[k].label(f"req_{k}") for k in (
+            "request_id", "created_at", "task", "model", "prompt", "prompt_hash", "classifier_text",
+            "routed_model", "propensity", "explored", "candidates", "cost_usd", "prompt_tokens",
+            "completion_tokens", "chain", "escalated", "status", "router_version")]
+        q = sa.select(f, *req_cols).select_from(f.outerjoin(r, f.c.request_id == r.c.request_id))
+        if since is not None:
+            q = q.where(f.c.created_at >= since)
+        q = q.order_by(f.c.id)
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(q)
+            while True:
+                part = result.fetchmany(chunk_size)
+                if not part:
+                    break
+                yield [dict(x._mapping) for x in part]
+
     # -- statistics ------------------------------------------------------------------------
     def stats(self, catalog: ModelCatalog, baseline_model: str = "gpt-4o",
               since: float | None = None) -> dict[str, Any]:
         """Totals, savings against ``baseline_model`` (each request's tokens at the baseline's
         own input/output prices), model and task breakdowns, latency percentiles."""
-        import numpy as np
-
-        base = catalog[baseline_model]  # UnknownModelError for an unknown baseline
-        c = self._requests.c
-        q = sa.select(c.model, c.task, c.prompt_tokens, c.completion_tokens, c.cost_usd,
-                      c.latency_ms, c.status, c.chain, c.escalated)
-        if since is not None:
-            q = q.where(c.created_at >= since)
-        n = ok = pt = ct = escalations = fallbacks = 0
-        actual = baseline = 0.0
-        models: Counter[str] = Counter()
-        by_task: defaultdict[str, float] = defaultdict(float)
-        latencies: list[float] = []
-        with self._engine.connect() as conn:
-            for r in conn.execute(q):
-                n += 1
-                ok += r.status == "ok"
-                pt += r.prompt_tokens
-                ct += r.completion_tokens
-                actual += r.cost_usd
-                baseline += base.cost(r.prompt_tokens, r.completion_tokens)
-                models[r.model] += 1
-                by_task[r.task or "unknown"] += r.cost_usd
-                latencies.append(float(r.latency_ms))
-                escalations += bool(r.escalated)
-                fallbacks += len(json.loads(r.chain or "[]")) > 1
-        pct = (lambda p: float(np.percentile(latencies, p))) if latencies else (lambda p: None)
-        return {
-            "requests": n, "ok": ok, "errors": n - ok,
-            "total_prompt_tokens": pt, "total_completion_tokens": ct,
-            "actual_cost": actual, "baseline_model": base.name, "baseline_cost": baseline,
-            "savings_usd": baseline - actual,
-            "savings_pct": 100.0 * (baseline - actual) / baseline if baseline > 0 else 0.0,
-            "model_distribution": dict(models.most_common()),
-            "cost_by_task": dict(sorted(by_task.items(), key=lambda kv: -kv[1])),
-            "latency_ms": {"p50": pct(50), "p95": pct(95)},
-            "escalations": escalations, "fallbacks": fallbacks,
-            "failed_writes": self.failed_writes, "dropped": self.dropped,
-        }
-
-
-def plot_stats(stats: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write ``model_distribution.png``, ``cost_by_task.png`` and ``cost_vs_baseline.png``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base_name = stats.get("baseline_model", "baseline")
-    charts = [
-        ("model_distribution.png", "requests per model", "requests", stats.get("model_distribution", {})),
-        ("cost_by_task.png", "cost by task", "USD", stats.get("cost_by_task", {})),
-        ("cost_vs_baseline.png", f"actual cost vs all on {base_name}", "USD",
-         {"actual": stats.get("actual_cost", 0.0), base_name: stats.get("baseline_cost", 0.0)}),
-    ]
-    paths = []
-    for name, title, ylabel, data in charts:
-        fig = Figure(figsize=(7, 4.5))
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        if data:
-            labels = [str(k) for k in data]
-            ax.bar(range(len(labels)), list(data.values()), color="tab:blue")
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        fig.tight_layout()
-        path = out_dir / name
-        fig.savefig(path, dpi=100)
-        paths.append(path)
-    return paths
+        out = usage_stats(self._engine, self._requests, catalog, baseline_model, since)
+        out.update({"failed_writes": self.failed_writes, "dropped": self.dropped})
+        return out

@@ -47,13 +47,16 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
                       n_jobs: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """One binary head per model with outcomes. Fractional scores s become two weighted rows
     (label 1 with weight s, label 0 with weight 1 - s); rows are weighted to balance sources
-    (``source_power``, see :func:`source_weights`). Heads fit on ``n_jobs`` threads (default:
+    (``source_power``, see :func:`source_weights`) and, when the frame has a ``weight`` column,
+    by it (the learning loop weighs feedback origins so). Heads fit on ``n_jobs`` threads (default:
     one per core) with one BLAS thread each. Returns (heads, counts)."""
 
     def fit_one(sub: pd.DataFrame):
         idx = sub.prompt_index.to_numpy()
         s = sub.score.to_numpy(float)
         sw = source_weights(sub.source, source_power) if "source" in sub else np.ones(len(s))
+        if "weight" in sub:  # per-row weights (the learning loop's feedback origins)
+            sw = sw * sub.weight.to_numpy(float)
         X = np.vstack([Z[idx], Z[idx]])
         y = np.concatenate([np.ones(len(s), int), np.zeros(len(s), int)])
         w = np.concatenate([s * sw, (1 - s) * sw])

@@ -1,0 +1,99 @@
+"""Pick up a newly promoted champion without a restart.
+
+:class:`ChampionWatcher` checks where a router URI points (``models:/NAME@champion``: the alias's
+version; a folder: the fingerprint of its ``router.json``) at an interval, or when
+:meth:`~ChampionWatcher.check_now` is called (e.g. from a ``SIGHUP`` handler), and when it moved,
+loads the new router and hands it to ``on_change(router, version)``, logging the version it
+switched to. A failed resolve or load keeps the current router and logs why.
+
+::
+
+    watcher = ChampionWatcher("models:/llm-router@champion", lambda r, v: swap(r), interval=60)
+    watcher.start()   # ... watcher.stop()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ChampionWatcher", "router_version"]
+
+log = logging.getLogger("router.reload")
+
+
+def router_version(uri: str | Path) -> str:
+    """Where ``uri`` points now: the registered version for a ``models:/`` URI with an alias, else
+    ``sha256:`` + the first 16 hex digits of the folder's ``router.json``."""
+    text = str(uri)
+    if text.startswith("models:/"):
+        from ..persistence.registry import resolve_alias
+
+        return resolve_alias(text)
+    cfg = Path(text) / "router.json"
+    return "sha256:" + hashlib.sha256(cfg.read_bytes()).hexdigest()[:16]
+
+
+class ChampionWatcher:
+    """Watch ``uri``; call ``on_change(router, version)`` when it points somewhere new.
+
+    ``resolve`` (uri -> version) and ``load`` (uri -> router) are injectable; the defaults are
+    :func:`router_version` and ``Router.load``. ``current`` is the version being served (resolved
+    at construction when not given)."""
+
+    def __init__(self, uri: str | Path, on_change: Callable[[Any, str], None], *, interval: float = 60.0,
+                 resolve: Callable[[str], str] | None = None, load: Callable[[str], Any] | None = None,
+                 current: str | None = None):
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+        self.uri, self.on_change, self.interval = str(uri), on_change, float(interval)
+        self._resolve = resolve or router_version
+        if load is None:
+            from ..routing import Router
+
+            load = Router.load
+        self._load = load
+        self.current = current if current is not None else self._resolve(self.uri)
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check_now(self) -> bool:
+        """Resolve once; load and hand over a new router when the version moved. True if swapped."""
+        with self._lock:
+            try:
+                version = self._resolve(self.uri)
+                if version == self.current:
+                    return False
+                router = self._load(self.uri)
+                self.on_change(router, version)
+            except Exception as exc:  # keep serving the current router
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("champion reload of %s failed, keeping %s: %s", self.uri, self.current, self.last_error)
+                return False
+            log.info("switched router %s from %s to %s", self.uri, self.current, version)
+            self.current, self.last_error = version, None
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check_now()
+
+    def start(self) -> "ChampionWatcher":
+        """Check every ``interval`` seconds on a daemon thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="router-champion-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
