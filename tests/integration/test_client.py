@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from router import RoutedClient
-from router.serving.client.core import (
+from router.serving.client import (
     AsyncRoutedClient,
     EscalationPolicy,
     RetryPolicy,
