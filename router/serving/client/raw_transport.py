@@ -113,6 +113,11 @@ class _SyncStream:
                             pass
                         return
                     yield chunk
+            for sse in dec.flush():  # the body ended without [DONE]
+                chunk = _event_chunk(sse.data, sse.event, model)
+                if chunk is None:
+                    return
+                yield chunk
         except httpx.HTTPError as exc:
             raise _transport_error(exc, model) from exc
         finally:
@@ -140,6 +145,11 @@ class _AsyncStream:
                             pass
                         return
                     yield chunk
+            for sse in dec.flush():  # the body ended without [DONE]
+                chunk = _event_chunk(sse.data, sse.event, model)
+                if chunk is None:
+                    return
+                yield chunk
         except httpx.HTTPError as exc:
             raise _transport_error(exc, model) from exc
         finally:
@@ -181,7 +191,7 @@ class RawTransport:
             t = self._prepared.setdefault(ck, (url, {**self._headers, "authorization": f"Bearer {key}"}))
         return t
 
-    def _client(self) -> httpx.Client:
+    def _pool(self) -> httpx.Client:
         if self._http is not None:
             return self._http
         c = self._sync.get("*")
@@ -192,7 +202,7 @@ class RawTransport:
                     c = self._sync["*"] = httpx.Client(limits=_LIMITS, timeout=self.timeout)
         return c
 
-    def _aclient(self) -> httpx.AsyncClient:
+    def _apool(self) -> httpx.AsyncClient:
         if self._ahttp is not None:
             return self._ahttp
         loop = asyncio.get_running_loop()
@@ -212,7 +222,7 @@ class RawTransport:
 
     # -- sync --------------------------------------------------------------------------------
     def _send(self, call: ChatCall, stream: bool) -> httpx.Response:
-        http = self._client()
+        http = self._pool()
         request = self._request(http, call)
         try:
             response = http.send(request, stream=stream)
@@ -234,7 +244,7 @@ class RawTransport:
 
     # -- async -------------------------------------------------------------------------------
     async def _asend(self, call: ChatCall, stream: bool) -> httpx.Response:
-        http = self._aclient()
+        http = self._apool()
         request = self._request(http, call)
         try:
             response = await http.send(request, stream=stream)

@@ -6,7 +6,7 @@
     for chunk in body_chunks:
         for event in dec.feed(chunk):
             event.data, event.event
-    dec.flush()   # an event not terminated by a blank line (a truncated stream) is dropped
+    dec.flush()   # the body ended: an event not terminated by a blank line is dropped
 
 Lines end in ``\\n``, ``\\r\\n`` or ``\\r`` (also split across chunks); ``data`` lines are joined
 with ``\\n``; comment lines (``:...``) and unknown fields are ignored; one space after the colon
@@ -80,6 +80,9 @@ class SSEDecoder:
         elif name == b"id":
             self._id = text
 
-    def flush(self) -> None:
-        """Forget a partial event (the stream ended without its blank line)."""
+    def flush(self) -> list[ServerSentEvent]:
+        """At the end of the body: the events a final ``\r`` completes (held back in case a
+        ``\n`` followed); a partial event (no blank line after it) is dropped."""
+        events = self.feed(b"\n") if self._buf.endswith(b"\r") else []
         self._buf, self._data, self._event = b"", [], None
+        return events

@@ -159,7 +159,8 @@ def sync_chunks(opened: Opened, tally: Tally) -> Iterator[Any]:
             opened.stream.close()
         except Exception:  # the answer is complete; a failing close only loses the connection
             log.debug("closing a finished stream failed", exc_info=True)
-        tally.finish(status, error)
+        finally:
+            tally.finish(status, error)
 
 
 async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
@@ -183,9 +184,10 @@ async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
     finally:
         try:
             await opened.stream.aclose()
-        except Exception:  # cancellation (BaseException) propagates; a failing close only loses the connection
+        except Exception:  # a failing close only loses the connection; cancellation propagates
             log.debug("closing a finished stream failed", exc_info=True)
-        tally.finish(status, error)
+        finally:
+            tally.finish(status, error)
 
 
 class RoutedStream:
