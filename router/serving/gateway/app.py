@@ -216,7 +216,7 @@ def create_app(
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(exc.status_code, str(exc.detail), type_, code, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, str(exc.detail), type_, code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
