@@ -530,3 +530,15 @@ def test_sync_client_over_the_raw_transport(router_, up, store):
         assert _join(chunks) == "echo[deepseek-chat]: " + CODE[0]["content"] and s.router["status"] == "ok"
     recs = logged(store, 2)
     assert sorted(r.status for r in recs) == ["ok", "ok"] and all(r.completion_tokens > 0 for r in recs)
+
+
+def test_transport_argument_is_checked(router_):
+    from router.serving.client import RawTransport
+    from router.serving.gateway import create_app
+
+    with pytest.raises(ValueError, match="not both"):
+        RoutedClient(router_, transport=RawTransport(), clients={"*": object()})
+    with pytest.raises(TypeError, match="ChatTransport"):
+        RoutedClient(router_, transport=object())
+    with pytest.raises(ValueError, match="not both"):
+        create_app(router_, client=RoutedClient(router_), transport=RawTransport())
