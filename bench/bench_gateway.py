@@ -6,7 +6,9 @@ Three processes on loopback: a FakeUpstream (its own process, so it does not sha
 client's GIL), the gateway (``router serve``, 1 worker, started in its own process group and
 stopped by signalling the group) and this script, whose load client is a minimal asyncio
 HTTP/1.1 keep-alive client (one connection per concurrent client, so its own cost is small and
-identical in both runs). Per concurrency level and mode (``direct``, pass-through ``gpt-4o-mini``
+identical in both runs). The gateway calls the upstream through the raw transport
+(``RawTransport``: httpx, its own SSE decoder); the router is the cold-start ``Router.default()``.
+Per concurrency level and mode (``direct``, pass-through ``gpt-4o-mini``
 and ``auto``) it reports latency p50/p99, the latency the gateway adds (gateway minus direct at
 the same percentile), requests/s, the gateway process's CPU time per request (utime + stime from
 /proc), its RSS, and the usage-log rows written (which must equal the requests sent).
@@ -261,7 +263,7 @@ def machine() -> dict:
 
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "python": platform.python_version(),
             "os": platform.platform(), "fastapi": version("fastapi"), "uvicorn": version("uvicorn"),
-            "openai": version("openai")}
+            "openai": version("openai"), "httpx": version("httpx")}
 
 
 async def amain(args: argparse.Namespace) -> dict:
@@ -323,6 +325,7 @@ async def amain(args: argparse.Namespace) -> dict:
             finally:
                 stop_group(ll_proc)
         return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1, "stream": st,
+                "router": "Router.default() (cold start)", "transport": "RawTransport",
                 "pass_through_model": "gpt-4o-mini", "load_client": "asyncio raw HTTP/1.1 keep-alive",
                 "results": results, "machine": machine()}
     finally:

@@ -7,7 +7,7 @@
 """
 
 from .catalog.model_catalog import ModelCatalog, ModelSpec
-from .serving.client.core import RoutedClient
+from .serving.client import RoutedClient
 from .errors import (
     ArtifactError,
     CatalogError,

@@ -91,12 +91,27 @@ class NoEligibleModelError(RouterError):
 
 
 class UpstreamError(RouterError):
-    """A provider call failed after retries and fallbacks."""
+    """A provider call failed (one attempt, as a transport raises it; or the whole request, after
+    retries and fallbacks, as the routed client raises it).
 
-    def __init__(self, message: str, *, status_code: int | None = None, model: str | None = None):
+    ``kind``: ``status`` (an HTTP error: ``status_code``), ``timeout``, ``connection``,
+    ``malformed`` (a body or event that is not the expected JSON), ``stream_error`` (an error
+    event inside a stream) or ``config`` (no API key). ``retry_after``: seconds the provider asked
+    to wait. ``upstream_message``: the provider's own message (keys redacted). ``request_id`` and
+    ``chain`` (one entry per attempt) are set on the routed client's final error."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, model: str | None = None,
+                 kind: str | None = None, retry_after: float | None = None,
+                 upstream_message: str | None = None, request_id: str | None = None,
+                 chain: list[dict] | None = None):
         super().__init__(message)
         self.status_code = status_code
         self.model = model
+        self.kind = kind
+        self.retry_after = retry_after
+        self.upstream_message = upstream_message
+        self.request_id = request_id
+        self.chain = list(chain or ())
 
 
 class TrackingError(RouterError):

@@ -22,6 +22,7 @@ from typing import Any
 
 from .main import _positive_int
 from ..errors import DataError
+from ..savings import BASELINE_MODEL
 
 __all__ = ["register", "cmd_serve", "cmd_stats", "build_app", "app_from_env"]
 
@@ -62,7 +63,7 @@ def build_app(settings: dict[str, Any]) -> tuple[Any, Any]:
         router, usage=store, api_keys=tuple(settings.get("auth_keys") or ()),
         max_body_bytes=int(settings.get("max_body_bytes") or 1_000_000),
         base_url=settings.get("base_url"), api_key=api_key, timeout=float(settings.get("timeout") or 60.0),
-        baseline_model=settings.get("baseline") or "gpt-4o",
+        baseline_model=settings.get("baseline") or BASELINE_MODEL,
     )
     return app, store
 
@@ -216,7 +217,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_positive_int, default=1)
     p.add_argument("--timeout", type=float, default=60.0, help="per-attempt upstream timeout, seconds")
     p.add_argument("--max-body-bytes", type=_positive_int, default=1_000_000)
-    p.add_argument("--baseline", default="gpt-4o", help="baseline model of /v1/stats")
+    p.add_argument("--baseline", default=BASELINE_MODEL, help="baseline model of /v1/stats")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="uvicorn access log (paths and statuses, never keys)")
     p.set_defaults(func=cmd_serve)
@@ -224,7 +225,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="totals, savings and latency from the usage log",
                        description="Summarise the usage log: totals, savings vs a baseline, models, latency, cost by task.")
     p.add_argument("--usage-db", help="usage log URL (default: $ROUTER_USAGE_DB or sqlite:///router_usage.db)")
-    p.add_argument("--baseline", default="gpt-4o", help="the model everything is compared with")
+    p.add_argument("--baseline", default=BASELINE_MODEL, help="the model everything is compared with")
     p.add_argument("--catalog", help="catalog YAML/JSON with the prices (default: router/catalog/default.yaml)")
     p.add_argument("--since", type=float, help="only requests at or after this unix time")
     p.add_argument("--plot", metavar="DIR", help="also write PNG charts to DIR")

@@ -13,11 +13,13 @@ from typing import Any, Union
 
 from ..errors import InvalidRequestError
 
-__all__ = ["Prompt", "ParsedRequest", "parse_request", "estimate_tokens"]
+__all__ = ["Prompt", "ParsedRequest", "parse_request", "estimate_tokens", "IMAGE_PART_TYPES"]
 
 Message = Mapping[str, Any]
 Prompt = Union[str, Sequence[Message]]
 
+#: Content-part types that carry an image (counted here, stripped for models without vision).
+IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Rough per-message overhead of chat formats (role markers), as OpenAI documents (~3-4 tokens).
 _MESSAGE_OVERHEAD = 4
@@ -70,7 +72,7 @@ def _content_text(content: Any, index: int) -> tuple[str, int]:
             if not isinstance(t, str):
                 raise InvalidRequestError(f"messages[{index}].content[{j}].text must be a string")
             texts.append(t)
-        elif kind in ("image_url", "input_image", "image"):
+        elif kind in IMAGE_PART_TYPES:
             images += 1
         elif kind in ("input_audio", "file", "refusal"):
             continue

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from router import RoutedClient
-from router.serving.client.core import (
+from router.serving.client import (
     AsyncRoutedClient,
     EscalationPolicy,
     RetryPolicy,
@@ -509,3 +509,36 @@ def test_provider_messages_never_carry_keys(make, up, store):
     assert "sk-proj" not in str(exc.value) and "[redacted]" in str(exc.value)
     (rec,) = logged(store, 1)
     assert "sk-proj" not in (rec.error or "") and "test" not in json.dumps(rec.chain)
+
+
+def test_sync_client_over_the_raw_transport(router_, up, store):
+    """The same facade over the raw transport: JSON views instead of SDK objects, same routing,
+    retries, fallback, stream bookkeeping and log rows."""
+    from router.serving.client import RawChunk, RawCompletion, RawTransport
+
+    with RoutedClient(router_, transport=RawTransport(), base_url=up.base_url, api_key="test", usage=store,
+                      retry=FAST, failure_threshold=10) as c:
+        up.add_fault("status", status=500, model="deepseek-chat", times=3)
+        r = c.chat.completions.create(model="auto:budget", messages=CODE)
+        assert isinstance(r, RawCompletion) and r.router["model"] == "gpt-4o-mini"
+        assert r.choices[0].message.content == "echo[gpt-4o-mini]: " + CODE[0]["content"]
+        assert [(e["model"], e["status"]) for e in r.router["chain"]] == [
+            ("deepseek-chat", "error")] * 3 + [("gpt-4o-mini", "ok")]
+        s = c.chat.completions.create(model="auto:budget", messages=CODE, stream=True)
+        chunks = list(s)
+        assert all(isinstance(ch, RawChunk) for ch in chunks)
+        assert _join(chunks) == "echo[deepseek-chat]: " + CODE[0]["content"] and s.router["status"] == "ok"
+    recs = logged(store, 2)
+    assert sorted(r.status for r in recs) == ["ok", "ok"] and all(r.completion_tokens > 0 for r in recs)
+
+
+def test_transport_argument_is_checked(router_):
+    from router.serving.client import RawTransport
+    from router.serving.gateway import create_app
+
+    with pytest.raises(ValueError, match="not both"):
+        RoutedClient(router_, transport=RawTransport(), clients={"*": object()})
+    with pytest.raises(TypeError, match="ChatTransport"):
+        RoutedClient(router_, transport=object())
+    with pytest.raises(ValueError, match="not both"):
+        create_app(router_, client=RoutedClient(router_), transport=RawTransport())

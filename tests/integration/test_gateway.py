@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 
 from router import RoutedClient
 from router.cli.main import main as cli_main
-from router.serving.client.core import RetryPolicy
+from router.errors import InvalidRequestError
+from router.serving.client import AsyncRoutedClient, RawTransport, RetryPolicy
 from router.serving.gateway import create_app
 from router.serving.usage.store import UsageStore
 from tests.support.chat import CODE, FAST, HELLO, LONG
@@ -73,10 +74,16 @@ class _Server:
         assert not self.thread.is_alive()
 
 
+@pytest.fixture(scope="module", params=["sdk", "raw"])
+def transport(request):
+    """Every gateway test runs over both transports: the SDK (the reference) and the raw one."""
+    return RawTransport() if request.param == "raw" else None
+
+
 @pytest.fixture(scope="module")
-def gateway(router_, upstream, store):
+def gateway(router_, upstream, store, transport):
     client = RoutedClient(router_, base_url=upstream.base_url, api_key="upstream-key", usage=store, retry=FAST,
-                          timeout=5.0, failure_threshold=1000)
+                          timeout=5.0, failure_threshold=1000, transport=transport)
     app = create_app(router_, client=client, usage=store, api_keys=[KEY])
     with _Server(app) as srv:
         yield srv
@@ -267,9 +274,11 @@ def test_escalation_through_the_gateway(sdk, up):
     assert raw.headers["x-router-model"] == "deepseek-v4-pro"
 
 
-def test_upstream_timeout_is_504(router_, up, tmp_path):
+@pytest.mark.parametrize("raw", [False, True])
+def test_upstream_timeout_is_504(router_, up, tmp_path, raw):
     client = RoutedClient(router_, base_url=up.base_url, api_key="upstream-key", timeout=0.3,
-                          retry=RetryPolicy(max_attempts=1, max_fallbacks=0))
+                          retry=RetryPolicy(max_attempts=1, max_fallbacks=0),
+                          transport=RawTransport() if raw else None)
     up.add_fault("delay", seconds=1.0)
     with TestClient(create_app(router_, client=client)) as tc:
         r = tc.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": HELLO})
@@ -321,9 +330,10 @@ def test_models_endpoint(sdk, router_):
 
 
 @pytest.fixture(scope="module")
-def tc(router_, upstream, tmp_path_factory):
+def tc(router_, upstream, tmp_path_factory, transport):
     store = UsageStore(f"sqlite:///{tmp_path_factory.mktemp('tc')}/usage.db")
-    client = RoutedClient(router_, base_url=upstream.base_url, api_key="upstream-key", usage=store, retry=FAST)
+    client = RoutedClient(router_, base_url=upstream.base_url, api_key="upstream-key", usage=store, retry=FAST,
+                          transport=transport)
     with TestClient(create_app(router_, client=client, usage=store, max_body_bytes=2000)) as c:
         yield c
     store.close()
@@ -457,75 +467,76 @@ def test_client_disconnect_mid_stream_is_logged_once(gateway, up, store):
     assert len(rows) == 1 and rows[0].status in ("ok", "cancelled") and rows[0].stream
 
 
-# ---- the gateway's raw (non-SDK) path -------------------------------------------------------
+# ---- the raw transport against the SDK transport, through the gateway's interface ----------
 
 
-def test_raw_path_matches_the_sdk_path(router_, up, tmp_path):
-    """The gateway's ``raw=True`` path sends the same request and gives the same answer, metadata
-    and log row as the SDK path library users get (which still returns SDK objects)."""
+def test_raw_transport_matches_the_sdk_transport(router_, up, tmp_path):
+    """``create_json`` / ``stream_json`` over the raw transport send the same request and give the
+    same JSON, metadata and log row as over the SDK transport (the reference)."""
     import asyncio
 
-    from router.serving.client.core import AsyncRoutedClient
-    from router.serving.client.core import _RawChunk, _RawCompletion
-
     store = UsageStore(f"sqlite:///{tmp_path}/raw.db")
-    client = AsyncRoutedClient(router_, base_url=up.base_url, api_key="upstream-key", usage=store, retry=FAST)
+    common = dict(base_url=up.base_url, api_key="upstream-key", usage=store, retry=FAST)
+    sdk_client = AsyncRoutedClient(router_, **common)
+    raw_client = AsyncRoutedClient(router_, transport=RawTransport(), **common)
     kw = dict(model="auto:budget", messages=CODE, temperature=0.2, max_tokens=50, seed=7, foo="bar",
               extra_body={"baz": 1, "router": {"max_cost": 1.0}})
 
+    async def one(client, rid):
+        answer = await client.create_json(dict(kw), request_id=rid)
+        sent = up.requests[-1]
+        stream = await client.stream_json({**kw, "stream": True}, request_id=rid + "_stream")
+        events = [e async for e in stream]
+        return answer, sent, stream, events, up.requests[-1]
+
     async def both():
         try:
-            a = await client._create(dict(kw), request_id="req_sdk")
-            sent_a = up.requests[-1]
-            b = await client._create(dict(kw), request_id="req_raw", raw=True)
-            sent_b = up.requests[-1]
-            s = await client._create({**kw, "stream": True}, request_id="req_stream_sdk")
-            chunks = [c async for c in s]
-            sent_s = up.requests[-1]
-            rs = await client._create({**kw, "stream": True}, request_id="req_stream_raw", raw=True)
-            raw_chunks = [c async for c in rs]
-            sent_rs = up.requests[-1]
-            return a, sent_a, b, sent_b, (s, chunks, sent_s), (rs, raw_chunks, sent_rs)
+            return await one(sdk_client, "req_sdk"), await one(raw_client, "req_raw")
         finally:
-            await client.aclose()
+            await sdk_client.aclose()
+            await raw_client.aclose()
 
-    a, sent_a, b, sent_b, sdk_stream, raw_stream = asyncio.run(both())
+    (a, sent_a, sa, ev_a, ssent_a), (b, sent_b, sb, ev_b, ssent_b) = asyncio.run(both())
     try:
-        assert not isinstance(a, _RawCompletion) and a.choices[0].message.content
-        assert isinstance(b, _RawCompletion)
-        # streams: the raw path forwards the provider's events as _RawChunk, with the same content,
-        # request, routing metadata and log row as the SDK path's ChatCompletionChunk objects
-        (s, chunks, sent_s), (rs, raw_chunks, sent_rs) = sdk_stream, raw_stream
-        assert chunks and all(not isinstance(c, _RawChunk) for c in chunks)
-        assert raw_chunks and all(isinstance(c, _RawChunk) for c in raw_chunks)
-        assert sent_s["body"] == sent_rs["body"] and sent_rs["body"]["stream"] is True
         strip = lambda d: {k: v for k, v in d.items() if k not in ("id", "created")}  # noqa: E731
-        assert [strip(json.loads(c.model_dump_json(exclude_unset=True))) for c in chunks] == \
-               [strip(json.loads(c.text)) for c in raw_chunks]
-        skip = {"request_id", "latency_ms", "chain"}
-        assert {k: v for k, v in s.router.items() if k not in skip} == \
-               {k: v for k, v in rs.router.items() if k not in skip}
         assert sent_a["body"] == sent_b["body"] and sent_b["body"]["foo"] == "bar" and sent_b["body"]["baz"] == 1
+        assert ssent_a["body"] == ssent_b["body"] and ssent_b["body"]["stream"] is True
         ha = {k.lower(): v for k, v in sent_a["headers"].items()}
         hb = {k.lower(): v for k, v in sent_b["headers"].items()}
         assert hb["authorization"] == ha["authorization"] == "Bearer upstream-key"
-        assert hb["user-agent"] == ha["user-agent"]
-        ja, jb = json.loads(a.model_dump_json(exclude_unset=True, exclude={"router"})), json.loads(b.json_bytes())
-        assert set(ja) == set(jb) and jb["choices"] and jb["usage"]
-        assert {k: v for k, v in ja.items() if k not in ("id", "created")} == \
-               {k: v for k, v in jb.items() if k not in ("id", "created")}
+        assert not any(k.startswith("x-stainless") for k in hb)  # the raw transport is not the SDK
+        ja, jb = json.loads(a.body), json.loads(b.body)
+        assert set(ja) == set(jb) and jb["choices"] and jb["usage"] and "router" not in jb
+        assert strip(ja) == strip(jb)
+        assert ev_a and [strip(json.loads(e)) for e in ev_a] == [strip(json.loads(e)) for e in ev_b]
         skip = {"request_id", "latency_ms", "chain"}
-        assert {k: v for k, v in a.router.items() if k not in skip} == \
-               {k: v for k, v in b.router.items() if k not in skip}
-        assert [{k: v for k, v in e.items() if k != "latency_ms"} for e in a.router["chain"]] == \
-               [{k: v for k, v in e.items() if k != "latency_ms"} for e in b.router["chain"]]
+        for x, y in ((a.router, b.router), (sa.router, sb.router)):
+            assert {k: v for k, v in x.items() if k not in skip} == {k: v for k, v in y.items() if k not in skip}
+            assert [{k: v for k, v in e.items() if k != "latency_ms"} for e in x["chain"]] == \
+                   [{k: v for k, v in e.items() if k != "latency_ms"} for e in y["chain"]]
         assert store.flush(5.0)
         rows = {r.request_id: r for r in store.records()}
-        for x, y in (("req_sdk", "req_raw"), ("req_stream_sdk", "req_stream_raw")):
+        for x, y in (("req_sdk", "req_raw"), ("req_sdk_stream", "req_raw_stream")):
             ra, rb = rows[x], rows[y]
             for f in ("model", "task", "tier", "prompt_tokens", "completion_tokens", "cost_usd", "status",
                       "prompt_hash", "stream"):
                 assert getattr(ra, f) == getattr(rb, f), (x, f)
-        assert rows["req_stream_raw"].stream and rows["req_stream_raw"].status == "ok"
+        assert rows["req_raw_stream"].stream and rows["req_raw_stream"].status == "ok"
     finally:
         store.close()
+
+
+def test_the_gateway_interface_checks_the_stream_flag(router_, up):
+    import asyncio
+
+    client = AsyncRoutedClient(router_, base_url=up.base_url, api_key="upstream-key", transport=RawTransport())
+
+    async def main():
+        with pytest.raises(InvalidRequestError, match="stream_json"):
+            await client.create_json({"model": "gpt-4o", "messages": HELLO, "stream": True})
+        with pytest.raises(InvalidRequestError, match="stream: true"):
+            await client.stream_json({"model": "gpt-4o", "messages": HELLO})
+        await client.aclose()
+
+    asyncio.run(main())
+    assert not up.requests

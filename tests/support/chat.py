@@ -1,6 +1,6 @@
 """Requests and settings shared by the client and gateway tests."""
 
-from router.serving.client.core import RetryPolicy
+from router.serving.client import RetryPolicy
 
 CODE = [{"role": "user", "content": "Write a Python function to merge sort an array"}]
 HELLO = [{"role": "user", "content": "hello there my friend"}]

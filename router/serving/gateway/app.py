@@ -30,7 +30,7 @@ JSON / invalid messages or options, 401 missing or wrong bearer key (when ``api_
 and fallbacks, 504 upstream timeout. Keys are compared in constant time and never logged.
 
 The app holds no module globals: everything lives in the closure of :func:`create_app`. Requests
-run on the event loop with :class:`~router.client.AsyncRoutedClient` (a sync ``RoutedClient``
+run on the event loop with :class:`~router.serving.client.AsyncRoutedClient` (a sync ``RoutedClient``
 passed in is used through its ``.aio`` twin, sharing its cooldowns and usage log); the usage log
 and stats, which touch the database synchronously, run in the threadpool.
 """
@@ -43,7 +43,6 @@ import hmac
 import json
 import math
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -55,8 +54,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
-from ..client.core import AUTO_MODELS, AsyncRoutedClient, EscalationPolicy, RetryPolicy, RoutedClient, _RawChunk, _RawCompletion
 from ...errors import InvalidRequestError, UnknownModelError
+from ...savings import BASELINE_MODEL
+from ..client import (
+    AUTO_MODELS,
+    AsyncRoutedClient,
+    ChatTransport,
+    EscalationPolicy,
+    JsonEventStream,
+    RawTransport,
+    RetryPolicy,
+    RoutedClient,
+    new_request_id,
+)
 from .errors import error_response, map_exception
 
 __all__ = ["create_app"]
@@ -112,22 +122,27 @@ def create_app(
     retry: RetryPolicy | None = None,
     escalation: EscalationPolicy | None = EscalationPolicy(),
     timeout: float = 60.0,
-    baseline_model: str = "gpt-4o",
+    baseline_model: str = BASELINE_MODEL,
+    transport: ChatTransport | None = None,
     title: str = "LLM router gateway",
 ) -> FastAPI:
     """An OpenAI-compatible gateway over ``router`` (see the module docstring).
 
     ``client``: the routed client to use (sync or async); by default one is built from
     ``base_url`` / ``api_key`` (else each model's catalog provider), ``usage``, ``retry``,
-    ``escalation`` and ``timeout``. ``usage``: the usage log (feedback, stats; the client logs to
+    ``escalation``, ``timeout`` and ``transport`` (default: :class:`RawTransport`, which passes
+    the provider's JSON through without building SDK objects). ``usage``: the usage log (feedback, stats; the client logs to
     its own, which is this one when the gateway builds the client). ``api_keys``: accepted bearer
     keys (none: no auth).
     """
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be >= 1")
     if client is None:
-        aclient = AsyncRoutedClient(router, base_url=base_url, api_key=api_key, usage=usage,
-                                    retry=retry or RetryPolicy(), escalation=escalation, timeout=timeout)
+        aclient = AsyncRoutedClient(router, transport=transport or RawTransport(timeout=timeout), base_url=base_url,
+                                    api_key=api_key, usage=usage, retry=retry or RetryPolicy(),
+                                    escalation=escalation, timeout=timeout)
+    elif transport is not None:
+        raise ValueError("give a client or a transport, not both (the client has its own transport)")
     elif isinstance(client, RoutedClient):
         aclient = client.aio
     elif isinstance(client, AsyncRoutedClient):
@@ -201,7 +216,7 @@ def create_app(
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(exc.status_code, str(exc.detail), type_, code, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, str(exc.detail), type_, code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -222,45 +237,30 @@ def create_app(
             return err
         if not isinstance(body, dict):
             return error_response(400, "the request body must be a JSON object")
-        if "messages" not in body:
-            return error_response(400, "'messages' is a required property", param="messages")
-        if not isinstance(body["messages"], list) or not body["messages"]:
-            return error_response(400, "'messages' must be a non-empty array of message objects", param="messages")
-        if "model" not in body:
-            return error_response(400, "'model' is a required property: a catalog model, 'auto' or "
-                                       "'auto:<tier>' (see GET /v1/models)", param="model")
         for k in _SDK_ONLY:
             body.pop(k, None)
         if tag is None and isinstance(body.get("user"), str):
             tag = "user:" + body["user"][:200]
-        rid = f"req_{uuid.uuid4().hex}"
-        try:
-            result = await aclient._create(body, request_id=rid, client_tag=tag, raw=True)
+        rid = new_request_id()
+        try:  # the client validates the request (model, messages, options) and logs rejections
+            if body.get("stream"):
+                stream = await aclient.stream_json(body, request_id=rid, client_tag=tag)
+            else:
+                answer = await aclient.create_json(body, request_id=rid, client_tag=tag)
+                return Response(answer.body, media_type=_JSON,
+                                headers=_router_headers(answer.router, answer.router.get("cost_usd")))
         except Exception as exc:
             return from_exception(exc, rid)
-        meta = result.router
-        if not body.get("stream"):
-            if isinstance(result, _RawCompletion):  # the provider's JSON, passed through
-                payload: Any = result.json_bytes()
-            else:
-                payload = result.model_dump_json(exclude_unset=True, exclude={"router"})
-            return Response(payload, media_type=_JSON, headers=_router_headers(meta, meta.get("cost_usd")))
+        meta = stream.router
         return StreamingResponse(
-            _sse(result), media_type="text/event-stream",
+            _sse(stream), media_type="text/event-stream",
             headers={**_router_headers(meta, meta.get("estimated_cost")),
                      "cache-control": "no-cache", "x-accel-buffering": "no"})
 
-    async def _sse(stream: Any):
+    async def _sse(stream: JsonEventStream):
         try:
-            async for chunk in stream:
-                if isinstance(chunk, _RawChunk):  # the provider's event, forwarded as it came
-                    yield b"data: " + chunk.text.encode() + b"\n\n"
-                    continue
-                extra = chunk.__pydantic_extra__ or {}
-                if "error" in extra and not chunk.choices:
-                    yield b"data: " + json.dumps({"error": extra["error"]}).encode() + b"\n\n"
-                    continue
-                yield b"data: " + chunk.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+            async for event in stream:
+                yield b"data: " + event + b"\n\n"
             yield b"data: [DONE]\n\n"
         finally:
             with anyio.CancelScope(shield=True):  # log the request even when the caller went away

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
+from ..client.failures import FATAL_STATUSES
 from ...errors import InvalidRequestError, NoEligibleModelError, RouterError, UnknownModelError, UpstreamError
 
 __all__ = ["error_response", "error_body", "map_exception"]
@@ -43,10 +44,9 @@ def map_exception(exc: BaseException) -> tuple[int, str, str, str | None, str | 
     if isinstance(exc, NoEligibleModelError):
         return 400, str(exc), "invalid_request_error", "no_eligible_model", None
     if isinstance(exc, UpstreamError):
-        kind = getattr(exc, "kind", None)
-        status = exc.status_code
-        if status in (400, 413, 422):  # the provider says the request is wrong: the caller's error
-            upstream = getattr(exc, "upstream_message", None) or str(exc)
+        kind, status = exc.kind, exc.status_code
+        if status in FATAL_STATUSES:  # the provider says the request is wrong: the caller's error
+            upstream = exc.upstream_message or str(exc)
             return 400, f"the model provider rejected the request: {upstream}", "invalid_request_error", \
                 "upstream_rejected", None
         if kind == "timeout" or status in (408, 504):

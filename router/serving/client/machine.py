@@ -1,0 +1,227 @@
+"""The sans-I/O core: one request's retries, fallback and escalation as a generator of actions.
+
+``Machine.run(state, decision)`` yields :class:`Call` ("send this to that model") and
+:class:`Sleep` ("wait this long") and is sent a :class:`Result` for each call; it returns
+``(model, answer)`` or raises :class:`~router.errors.UpstreamError`. The sync and async drivers
+(:mod:`.drivers`) perform the actions, so both clients behave identically.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import NoEligibleModelError, RouterError, UpstreamError
+from .adapt import adapt_params
+from .failures import classify
+from .options import RequestState, parse_options
+from .policies import EscalationPolicy, Health, RetryPolicy
+from .records import log_rejected, response_text, tokens
+
+__all__ = ["Machine", "Call", "Sleep", "Result"]
+
+
+@dataclass
+class Call:
+    model: str
+    params: dict[str, Any]
+    stream: bool
+    timeout: float | None
+
+
+@dataclass
+class Sleep:
+    seconds: float
+
+
+@dataclass
+class Result:
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    latency_ms: float = 0.0
+
+
+class Machine:
+    """What one routed client knows between requests: router, policies, cooldowns, usage log."""
+
+    def __init__(self, router: Any, *, usage: Any, retry: RetryPolicy, escalation: EscalationPolicy | None,
+                 timeout: float, cooldown_s: float, failure_threshold: int, clock: Callable[[], float]):
+        self.router = router
+        self.catalog = router.catalog
+        self.usage = usage
+        self.retry = retry
+        self.escalation = escalation
+        self.timeout = timeout
+        self.health = Health(failure_threshold, cooldown_s, clock)
+        self.rng = random.Random()
+
+    # -- parsing and routing -------------------------------------------------------------------
+    def start(self, kwargs: Mapping[str, Any], request_id: str, client_tag: str | None) -> RequestState:
+        """Parse the request; a rejected one is logged (status ``rejected``) and re-raised."""
+        try:
+            st = parse_options(kwargs, request_id=request_id, client_tag=client_tag, catalog=self.catalog,
+                               tiers=self.router.policy.tiers)
+        except RouterError as exc:
+            log_rejected(self.usage, request_id, kwargs.get("model"), exc, client_tag, bool(kwargs.get("stream")))
+            raise
+        if st.timeout is None:
+            st.timeout = self.timeout
+        return st
+
+    def route(self, st: RequestState, exclude: Sequence[str] = ()) -> Any:
+        c = st.constraints
+        return self.router.route(st.messages, tier=st.tier, min_quality=c.min_quality, max_cost=c.max_cost,
+                                 max_quality_gap=c.max_quality_gap, max_tokens=c.max_tokens, exclude=exclude)
+
+    def first_route(self, st: RequestState) -> Any:
+        cooling = self.health.cooling()
+        if cooling:
+            try:
+                return self.route(st, sorted(cooling))
+            except NoEligibleModelError:
+                pass  # everything left is cooling: try them anyway rather than fail the request
+        return self.route(st)
+
+    def adapt(self, st: RequestState, model: str) -> tuple[dict[str, Any], list[str]]:
+        cached = st.adapted.get(model)
+        if cached is None:
+            cached = st.adapted[model] = adapt_params(
+                st.params, self.catalog[model], has_images=st.parsed.has_images,
+                stream_usage=st.stream and self.retry.stream_usage)
+        return cached
+
+    # -- the request, as a generator of actions ------------------------------------------------
+    def run(self, st: RequestState, decision: Any) -> Generator[Any, Any, tuple[str, Any]]:
+        st.decision = decision
+        model = decision.model if decision is not None else st.model
+        while True:
+            outcome = yield from self.attempts(st, model)
+            if outcome is not None:
+                break
+            st.failed.append(model)
+            model = self.fallback(st)
+            if model is None:
+                raise self.exhausted(st)
+        if not st.stream:
+            model, outcome = yield from self.escalate(st, model, outcome)
+        return model, outcome
+
+    def attempts(self, st: RequestState, model: str) -> Generator[Any, Any, Any]:
+        """Try ``model`` with retries; its response (or opened stream), or ``None`` to fall back."""
+        st.tried.append(model)
+        params, notes = self.adapt(st, model)
+        retry = self.retry
+        for attempt in range(1, retry.max_attempts + 1):
+            res: Result = yield Call(model, params, st.stream, st.timeout)
+            entry: dict[str, Any] = {"model": model, "attempt": attempt, "latency_ms": round(res.latency_ms, 2)}
+            if notes:
+                entry["adapted"] = list(notes)
+            if res.ok:
+                self.health.success(model)
+                entry.update(status="ok", reason="stream opened" if st.stream else "answered")
+                st.chain.append(entry)
+                if not st.stream:
+                    pt, ct = tokens(st, res.value)
+                    st.cost += self.catalog[model].cost(pt, ct)
+                return res.value
+            assert res.error is not None
+            f = classify(res.error)
+            if f.kind == "bug":
+                raise res.error  # a programming error: not the provider's fault
+            st.last = f
+            entry.update(status="error", reason=f.reason)
+            if f.status_code is not None:
+                entry["status_code"] = f.status_code
+            st.chain.append(entry)
+            cooled = self.health.failure(model) if f.counts else False
+            if f.fatal:
+                raise self.error(st, model, f"{model} rejected the request: {f.reason}: {f.message}")
+            if not f.retryable or attempt >= retry.max_attempts or cooled:
+                return None
+            yield Sleep(retry.delay(attempt, f.retry_after, self.rng))
+        return None
+
+    def fallback(self, st: RequestState) -> str | None:
+        if not self.retry.fallback:
+            return None
+        if st.decision is None and not self.retry.fallback_explicit:
+            return None
+        if len(st.tried) > self.retry.max_fallbacks:
+            return None
+        exclude = set(st.failed) | set(st.tried) | self.health.cooling()
+        try:
+            d = self.route(st, sorted(exclude))
+        except NoEligibleModelError:
+            return None
+        if st.decision is None:
+            st.decision = d
+        return d.model
+
+    def escalate(self, st: RequestState, model: str, response: Any) -> Generator[Any, Any, tuple[str, Any]]:
+        pol = self.escalation
+        d = st.decision
+        if pol is None or d is None or not st.auto or pol.max_escalations <= 0 or not st.escalate:
+            return model, response
+        for _ in range(pol.max_escalations):
+            hit = pol.triggered(response_text(response), d.task)
+            if hit is None:
+                break
+            q = d.predicted_quality.get(model, 0.0)
+            pool = [m for m in d.candidates
+                    if d.predicted_quality.get(m, 0.0) > q + pol.min_quality_gain
+                    and m not in st.tried and not self.health.is_cooling(m)]
+            if not pool:
+                _note(st, model, f"check {hit} fired; no stronger candidate")
+                break
+            nxt = min(pool, key=lambda m: (d.estimated_costs.get(m, float("inf")), -d.predicted_quality[m], m))
+            est = d.estimated_costs.get(nxt, 0.0)
+            cap = st.max_cost
+            if cap is not None and st.cost + est > cap + 1e-15:
+                _note(st, model, f"check {hit} fired; {nxt} would exceed the cost cap "
+                                 f"(${st.cost:.6f} spent + ${est:.6f} > ${cap:.6f})")
+                break
+            for e in reversed(st.chain):
+                if e["model"] == model and e["status"] == "ok":
+                    e.update(status="escalated", reason=f"check {hit} fired; escalated to {nxt}")
+                    break
+            try:
+                new = yield from self.attempts(st, nxt)
+            except UpstreamError:  # the stronger model refused the request: keep the answer we have
+                new = None
+            if new is None:
+                for e in reversed(st.chain):  # the escalation failed: the earlier answer stands
+                    if e["model"] == model and e["status"] == "escalated":
+                        e.update(status="ok", reason=e["reason"] + " (which failed; this answer kept)")
+                        break
+                break
+            st.escalated = True
+            model, response = nxt, new
+        return model, response
+
+    # -- errors ----------------------------------------------------------------------------------
+    def error(self, st: RequestState, model: str | None, message: str) -> UpstreamError:
+        f = st.last
+        return UpstreamError(message, status_code=f.status_code if f else None, model=model,
+                             kind=f.kind if f else None, upstream_message=f.message if f else None,
+                             request_id=st.request_id, chain=list(st.chain))
+
+    def exhausted(self, st: RequestState) -> UpstreamError:
+        per: dict[str, list[str]] = {}
+        for e in st.chain:
+            if e["status"] == "error":
+                per.setdefault(e["model"], []).append(e["reason"])
+        parts = [f"{m}: {', '.join(rs)}" for m, rs in per.items()]
+        msg = "every model failed (" + "; ".join(parts) + ")"
+        if st.last and st.last.message:
+            msg += f"; last error: {st.last.message}"
+        return self.error(st, st.tried[-1] if st.tried else None, msg)
+
+
+def _note(st: RequestState, model: str, text: str) -> None:
+    for e in reversed(st.chain):
+        if e["model"] == model and e["status"] == "ok":
+            e["note"] = text
+            return
