@@ -1,4 +1,3 @@
-from pathlib import Path
 import os
 
 import pytest
@@ -12,9 +11,6 @@ os.environ["ROUTER_MODEL"] = "cold-start"
 
 from router import ModelCatalog  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config
-from ..errors import ArtifactError, RouterError
+from ..errors import ArtifactError, DataError
 
 if TYPE_CHECKING:
     from ..catalog.model_catalog import ModelCatalog
@@ -95,11 +95,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise RouterError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise RouterError(f"{path}: not valid YAML: {exc}") from None
+        raise DataError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise RouterError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        raise DataError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     return data
 
 
