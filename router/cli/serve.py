@@ -24,7 +24,7 @@ import os
 import sys
 from typing import Any
 
-from ..errors import ArtifactError, DataError
+from ..errors import ArtifactError, DataError, RouterError
 from .main import _non_negative, _positive_int, add_output_flags, add_router_flag, progress
 from .stats import safe_url
 
@@ -48,7 +48,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_for_serve(settings: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
-    """Load the configured router once: (router, settings for the workers, a log line).
+    """Load the configured router once and route one warm-up prompt: (router, settings for
+    the workers, a log line).
 
     The workers' settings name the loaded folder (an alias pinned to its version) or
     ``cold-start``, so every worker serves the same version even if the alias moves meanwhile.
@@ -63,6 +64,10 @@ def resolve_for_serve(settings: dict[str, Any]) -> tuple[Any, dict[str, Any], st
     except ArtifactError as exc:
         raise ArtifactError(f"{exc}; refusing to serve. Fix it, pass --router, or pass --allow-cold-start "
                             "to serve the cold-start router") from None
+    try:  # load the encoders now: the first request must not pay for it, nor find them broken
+        resolved.router.route("warm-up")
+    except RouterError as exc:
+        raise ArtifactError(f"the router {resolved.describe()} cannot route: {exc}; refusing to serve") from None
     pinned = dict(settings, router=str(resolved.folder) if resolved.folder is not None else config.COLD_START)
     return resolved.router, pinned, resolved.describe()
 

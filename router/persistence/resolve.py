@@ -127,12 +127,27 @@ def _cold(spec: str) -> str | None:
     return None if spec.strip() == config.COLD_START else spec
 
 
+#: Seconds to wait for a tracking server's /health before calling it unreachable (mlflow's own
+#: client would retry for minutes).
+HEALTH_TIMEOUT_S = 5.0
+
+
 def _check_store(tracking_uri: str) -> None:
-    """A sqlite store that does not exist: say so instead of letting mlflow create an empty one."""
+    """Fail fast, naming the store: a sqlite file that does not exist (never let mlflow create
+    an empty one), or a tracking server that does not answer."""
     if tracking_uri.startswith("sqlite:///"):
         db = tracking_uri[len("sqlite:///"):]
         if db and db != ":memory:" and not Path(db).is_file():
             raise ArtifactError(f"no MLflow store at {db} (train and register a router first: `router train`)")
+    elif tracking_uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_S) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ArtifactError(f"MLflow tracking server {tracking_uri} is unreachable: {exc}") from None
 
 
 def pin(spec: str, tracking_uri: str) -> str:

@@ -71,3 +71,18 @@ def test_router_from_config(tmp_path, saved, monkeypatch):
     assert isinstance(Router.from_config(), Router)
     with pytest.raises(ArtifactError):
         Router.from_config(tmp_path / "missing")
+
+
+def test_an_unreachable_tracking_server_fails_fast_naming_it(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ArtifactError, match=f"tracking server http://127.0.0.1:{port} is unreachable"):
+        pin("models:/m@champion", f"http://127.0.0.1:{port}")
+    env = {"ROUTER_PROJECT_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    r = load_configured(environ=env)  # route: cold start, saying why
+    assert r.cold_start and "unreachable" in r.fallback
+    with pytest.raises(ArtifactError, match="unreachable"):  # serve: refuse
+        load_configured(environ=env, allow_cold_start=False)
