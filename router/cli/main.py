@@ -21,9 +21,9 @@ __all__ = ["main", "build_parser"]
 def _load_router(args: argparse.Namespace):
     """The router by the one precedence (``--router`` > ``$ROUTER_MODEL`` > ``mlflow.yaml`` >
     cold start); one line on stderr when the configured router cannot load."""
-    from ..persistence.resolve import load_configured
+    from ..persistence.resolve import CLI_ALIAS_MAX_AGE_S, load_configured
 
-    resolved = load_configured(args.router, catalog=args.catalog)
+    resolved = load_configured(args.router, catalog=args.catalog, alias_max_age_s=CLI_ALIAS_MAX_AGE_S)
     if resolved.fallback:
         progress(args)(f"router {args.command}: using the {resolved.describe()}")
     return resolved.router

@@ -9,20 +9,23 @@ One precedence for every command, :meth:`router.Router.from_config` and ``Routed
    ``models:/<registered_model>@<champion alias>`` (``models:/llm-router@champion``);
 4. the cold-start router (``Router.default()``: catalog priors and the regex).
 
-An alias is resolved to a version once (:func:`pin`); a registry version never changes, so it
-is downloaded once into ``.cache/routers`` (:func:`router.config.router_cache_dir`) and later
-loads read the folder without importing mlflow. A sqlite tracking store that does not exist is
+An alias is resolved to a version once (:func:`pin`; the CLI's ``route`` and ``classify`` reuse
+a lookup for a minute, forgotten when ``router promote`` or ``rollback`` moves an alias); a
+registry version never changes, so it is downloaded once into ``.cache/routers``
+(:func:`router.config.router_cache_dir`) and later loads read the folder without importing mlflow. A sqlite tracking store that does not exist is
 reported as such (never created by a lookup).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +38,11 @@ if TYPE_CHECKING:
     from ..routing import Router
 
 __all__ = ["RouterChoice", "ResolvedRouter", "choose_router", "pin", "fetch", "load_configured",
-           "DEFAULT_TRACKING_URI"]
+           "forget_aliases", "DEFAULT_TRACKING_URI", "CLI_ALIAS_MAX_AGE_S"]
+
+#: How long ``router route`` / ``router classify`` reuse an alias lookup (an MLflow import and a
+#: store query: seconds per call). ``serve`` and :meth:`Router.from_config` always ask the store.
+CLI_ALIAS_MAX_AGE_S = 60.0
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -150,16 +157,63 @@ def _check_store(tracking_uri: str) -> None:
             raise ArtifactError(f"MLflow tracking server {tracking_uri} is unreachable: {exc}") from None
 
 
-def pin(spec: str, tracking_uri: str) -> str:
+def _store_key(tracking_uri: str) -> str:
+    return hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
+
+
+def _aliases_file(environ: Mapping[str, str] | None) -> Path:
+    return config.router_cache_dir(environ) / "aliases.json"
+
+
+def _read_aliases(environ: Mapping[str, str] | None) -> dict[str, Any]:
+    try:
+        data = json.loads(_aliases_file(environ).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_aliases(data: dict[str, Any], environ: Mapping[str, str] | None) -> None:
+    path = _aliases_file(environ)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".aliases.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs the next lookup
+        pass
+
+
+def forget_aliases(tracking_uri: str, *, environ: Mapping[str, str] | None = None) -> None:
+    """Drop what :func:`pin` remembered of ``tracking_uri``'s aliases (``router promote`` and
+    ``router rollback`` call this after moving one)."""
+    data = _read_aliases(environ)
+    if data.pop(_store_key(tracking_uri), None) is not None:
+        _write_aliases(data, environ)
+
+
+def pin(spec: str, tracking_uri: str, *, max_age_s: float = 0.0, environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time) -> str:
     """``models:/NAME@ALIAS`` -> ``models:/NAME/VERSION`` (the version it points at now); any
-    other spec unchanged."""
+    other spec unchanged. ``max_age_s > 0``: a lookup made less than that long ago (and not
+    since forgotten by a promotion or rollback here) is reused without asking the store."""
     m = _ALIAS.match(spec)
     if not m:
         return spec
+    key, now = _store_key(tracking_uri), clock()
+    if max_age_s > 0:
+        hit = _read_aliases(environ).get(key, {}).get(spec)
+        if isinstance(hit, dict) and 0 <= now - float(hit.get("at", -1e18)) < max_age_s:
+            return f"models:/{m['name']}/{hit['version']}"
     _check_store(tracking_uri)
     from .registry import alias_version
 
-    return f"models:/{m['name']}/{alias_version(m['name'], m['alias'], tracking_uri)}"
+    version = alias_version(m["name"], m["alias"], tracking_uri)
+    data = _read_aliases(environ)
+    data.setdefault(key, {})[spec] = {"version": version, "at": now}
+    _write_aliases(data, environ)
+    return f"models:/{m['name']}/{version}"
 
 
 def fetch(spec: str, tracking_uri: str, *, environ: Mapping[str, str] | None = None) -> Path:
@@ -173,8 +227,7 @@ def fetch(spec: str, tracking_uri: str, *, environ: Mapping[str, str] | None = N
     if not m:
         _check_store(tracking_uri)
         return download_router(spec, tracking_uri=tracking_uri)
-    store = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
-    dest = config.router_cache_dir(environ) / store / m["name"] / m["version"]
+    dest = config.router_cache_dir(environ) / _store_key(tracking_uri) / m["name"] / m["version"]
     if (dest / "router.json").is_file():
         return dest
     _check_store(tracking_uri)
@@ -194,17 +247,18 @@ def fetch(spec: str, tracking_uri: str, *, environ: Mapping[str, str] | None = N
 
 def load_configured(flag: str | None = None, *, catalog: "ModelCatalog | str | Path | None" = None,
                     allow_cold_start: bool = True, mlflow_config: str | Path | None = None,
-                    environ: Mapping[str, str] | None = None) -> ResolvedRouter:
+                    alias_max_age_s: float = 0.0, environ: Mapping[str, str] | None = None) -> ResolvedRouter:
     """Load the router the precedence picks. When it cannot load: an explicit ``--router``
     raises; otherwise the cold-start router (on ``catalog``) is returned with ``fallback`` set,
-    or, with ``allow_cold_start=False``, the error is raised naming the configured router."""
+    or, with ``allow_cold_start=False``, the error is raised naming the configured router.
+    ``alias_max_age_s``: see :func:`pin` (0: always ask the store)."""
     from ..routing import Router
 
     choice = choose_router(flag, mlflow_config=mlflow_config, environ=environ)
     if choice.spec is None:
         return ResolvedRouter(Router.default(catalog), choice, None)
     try:
-        pinned = pin(choice.spec, choice.tracking_uri)
+        pinned = pin(choice.spec, choice.tracking_uri, max_age_s=alias_max_age_s, environ=environ)
         folder = fetch(pinned, choice.tracking_uri, environ=environ)
         router = Router.load(folder)
     except ArtifactError as exc:

@@ -63,6 +63,13 @@ def test_train_promote_then_route_uses_the_champion(project, capsys, monkeypatch
     assert "models:/newcomer-router/1 (models:/newcomer-router@champion)" in resolved.describe()
     assert type(Router.from_config().classifier).__name__ == "LearnedTaskClassifier"
 
+    # serve: the alias is pinned once; the workers' settings name that version's folder
+    from router.cli.serve import resolve_for_serve
+
+    router, settings, line = resolve_for_serve({"router": None})
+    assert settings["router"] == str(resolved.folder) and "models:/newcomer-router/1" in line
+    assert type(router.classifier).__name__ == "LearnedTaskClassifier"
+
     # a registry version is downloaded once: the next load reads the cache, never the store's artifacts
     def no_download(*a, **k):
         raise AssertionError("downloaded a cached version again")

@@ -86,3 +86,26 @@ def test_an_unreachable_tracking_server_fails_fast_naming_it(tmp_path):
     assert r.cold_start and "unreachable" in r.fallback
     with pytest.raises(ArtifactError, match="unreachable"):  # serve: refuse
         load_configured(environ=env, allow_cold_start=False)
+
+
+def test_the_cli_reuses_an_alias_lookup_for_a_minute_until_an_alias_moves(tmp_path, monkeypatch):
+    from router.persistence import registry
+    from router.persistence.resolve import forget_aliases
+
+    db = tmp_path / "mlflow.db"
+    db.touch()
+    uri, env = f"sqlite:///{db}", {"ROUTER_CACHE_DIR": str(tmp_path / "cache")}
+    answers = iter(["3", "4", "5"])
+    calls = []
+    monkeypatch.setattr(registry, "alias_version", lambda n, a, t: calls.append((n, a, t)) or next(answers))
+    now = [1000.0]
+    kw = dict(environ=env, clock=lambda: now[0])
+    assert pin("models:/m@champion", uri, max_age_s=60, **kw) == "models:/m/3"
+    now[0] += 30
+    assert pin("models:/m@champion", uri, max_age_s=60, **kw) == "models:/m/3" and len(calls) == 1
+    assert pin("models:/m@champion", uri, **kw) == "models:/m/4"  # max_age 0 (serve, from_config): always asks
+    now[0] += 59
+    assert pin("models:/m@champion", uri, max_age_s=60, **kw) == "models:/m/4" and len(calls) == 2
+    forget_aliases(uri, environ=env)  # what promote / rollback do
+    assert pin("models:/m@champion", uri, max_age_s=60, **kw) == "models:/m/5" and len(calls) == 3
+    assert calls[0] == ("m", "champion", uri)

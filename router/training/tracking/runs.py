@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from ...config import PACKAGE_DIR, env, project_dir
 from ...errors import TrackingError
+from ...persistence.resolve import forget_aliases
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
 
@@ -243,6 +244,7 @@ def log_training(
             mv = mlflow.register_model(info.model_uri, settings.registered_model)
         version = str(mv.version)
         client.set_registered_model_alias(settings.registered_model, settings.challenger, version)
+        forget_aliases(settings.tracking_uri)
         champion = _alias_version(client, settings.registered_model, settings.champion) is None
         if champion:
             client.set_registered_model_alias(settings.registered_model, settings.champion, version)
@@ -340,6 +342,7 @@ def promote(settings: MlflowSettings, *, force: bool = False,
     if promoted and champion != challenger:
         client.set_registered_model_alias(name, settings.champion, challenger)
         _push_history(client, name, challenger)
+        forget_aliases(settings.tracking_uri)
     after = challenger if promoted else champion
     say(("promoted" if promoted else "refused") + f" v{challenger}: {reason}" + (" (forced)" if force and not ok else ""))
     return PromotionResult(promoted, challenger, champion, after, comparison, reason, forced=force and not ok)
@@ -359,6 +362,7 @@ def rollback(settings: MlflowSettings, progress: ProgressLike = None) -> str:
     previous = hist[-1]
     client.set_registered_model_alias(name, settings.champion, previous)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist))
+    forget_aliases(settings.tracking_uri)
     mlflow.set_experiment(settings.experiment)
     with mlflow.start_run(run_name=f"rollback-to-v{previous}"):
         mlflow.log_params({"from_version": current or "none", "to_version": previous})
