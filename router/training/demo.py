@@ -70,7 +70,9 @@ def _train_register_promote(out: Path) -> str:
     from .fit.train import TrainConfig, train_router
 
     settings = load_settings()
-    say = lambda s: print(s, flush=True)  # noqa: E731
+    from ..progress import for_cli
+
+    say = for_cli()  # stderr: bars on a terminal, a line every 10 s otherwise
     t = time.perf_counter()
     cfg = TrainConfig(out=out)
     res = train_router(cfg, progress=say)
