@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--router", required=True, help="a trained router folder (e.g. from `router train --no-track`)")
     ap.add_argument("--repeats", type=int, default=3, help="fresh processes per scenario (median reported)")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))  # this checkout's router, as in the children
     folder = Path(args.router).resolve()
     results: dict[str, dict] = {}
     from router.config import project_dir
