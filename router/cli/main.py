@@ -64,16 +64,27 @@ def _check_window(router: Any, prompts: Sequence[str], max_tokens: int | None) -
             f"window (the largest is {largest.context_window:,} tokens, {largest.name})")
 
 
+#: Prompts routed per call when many come from stdin (progress is reported per chunk).
+_BULK = 256
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     from ..savings import format_usd
 
     prompts = _prompts(args.prompts)
     r = _load_router(args)
     _check_window(r, prompts, args.max_tokens)
-    decisions = r.route_many(
-        prompts, tier=args.tier, min_quality=args.min_quality, max_cost=args.max_cost,
-        max_quality_gap=args.max_quality_gap, max_tokens=args.max_tokens,
-    )
+    def route(part: Sequence[str]) -> list:
+        return r.route_many(part, tier=args.tier, min_quality=args.min_quality, max_cost=args.max_cost,
+                            max_quality_gap=args.max_quality_gap, max_tokens=args.max_tokens)
+
+    if len(prompts) > _BULK:  # thousands of prompts from stdin: report progress per chunk
+        from ..progress import in_chunks
+
+        decisions = [d for part in in_chunks(route, prompts, progress(args), f"routing {len(prompts)} prompts",
+                                             _BULK) for d in part]
+    else:
+        decisions = route(prompts)
     if args.json:
         _print_json([dict(prompt=p, **d.to_dict()) for p, d in zip(prompts, decisions)])
     else:

@@ -167,3 +167,14 @@ def test_demo_says_costs_are_estimated_and_prints_measured_ones(capsys, tmp_path
     assert demo(["--cold-start", "--tier", "budget", "--usage-db", url]) == 0
     out = capsys.readouterr().out
     assert "measured on real requests (usage log)" in out and "requests: 1" in out
+
+
+def test_bulk_routing_from_stdin_reports_progress_and_keeps_order(capsys, monkeypatch):
+    import io
+
+    prompts = [f"Translate 'cat number {i}' to French" if i % 2 else f"hello {i}" for i in range(300)]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(prompts) + "\n"))
+    code, out, err = run(capsys, "route", "--json", "-")
+    rows = json.loads(out)
+    assert code == 0 and [r["prompt"] for r in rows] == prompts
+    assert "routing 300 prompts: 0/300 ..." in err and "routing 300 prompts: 300/300 (100%)" in err
