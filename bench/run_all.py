@@ -20,6 +20,7 @@ ROOT = HERE.parent
 # script -> (needs a router, needs outcome data)
 SCRIPTS = {
     "bench_route.py": (True, False),
+    "bench_first_decision.py": (True, False),
     "bench_embed.py": (False, False),
     "bench_classify.py": (True, False),
     "bench_gateway.py": (False, False),

@@ -19,7 +19,14 @@ __all__ = [
     "default_usage_db",
     "gateway_auth_keys",
     "serve_settings",
+    "router_model",
+    "mlflow_config_path",
+    "router_cache_dir",
+    "COLD_START",
 ]
+
+#: The value of ``--router`` / ``$ROUTER_MODEL`` that asks for the cold-start router by name.
+COLD_START = "cold-start"
 
 #: The installed package's folder (its package data: the default catalog).
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -97,3 +104,23 @@ def serve_settings(environ: Mapping[str, str] | None = None) -> str | None:
     """``$ROUTER_SERVE_SETTINGS``: the JSON settings ``router serve --workers N`` hands to its
     worker processes (``None`` when unset)."""
     return env(environ).get("ROUTER_SERVE_SETTINGS") or None
+
+
+# -- which router a command uses (see router.persistence.resolve) ----------------------------
+def router_model(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$ROUTER_MODEL``: the router every command uses when ``--router`` is not given (a
+    folder, a ``models:/`` or ``runs:/`` URI, or ``cold-start``); ``None`` when unset."""
+    return env(environ).get("ROUTER_MODEL") or None
+
+
+def mlflow_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The project's MLflow settings file: ``mlflow.yaml`` of :func:`project_dir`."""
+    return project_dir(environ) / "mlflow.yaml"
+
+
+def router_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where registry versions are kept once downloaded: ``$ROUTER_CACHE_DIR/routers``, else
+    ``.cache/routers`` of the project (a version never changes, so one download serves all)."""
+    value = env(environ).get("ROUTER_CACHE_DIR")
+    base = Path(value) if value else project_dir(environ) / ".cache"
+    return base / "routers"

@@ -74,6 +74,15 @@ class Router:
 
         return load_router(path_or_uri)
 
+    @classmethod
+    def from_config(cls, router: str | Path | None = None, **kwargs: Any) -> "Router":
+        """The router the project is configured to use: ``router`` > ``$ROUTER_MODEL`` > the
+        ``router:`` of ``mlflow.yaml`` (default ``models:/llm-router@champion``) > cold start;
+        see :func:`router.persistence.resolve.load_configured` for ``kwargs``."""
+        from .persistence.resolve import load_configured
+
+        return load_configured(None if router is None else str(router), **kwargs).router
+
     def save(self, path: str | Path) -> Path:
         """Write this router to a new folder ``path`` (atomically); returns the path."""
         from .persistence.artifact import save_router

@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 from .errors import UnknownModelError
 from .types import RoutingDecision
 
-__all__ = ["SavingsReport", "savings_report", "format_table", "BASELINE_MODEL"]
+__all__ = ["SavingsReport", "savings_report", "format_table", "format_usd", "ESTIMATE_NOTE", "BASELINE_MODEL"]
 
 #: The model savings are measured against unless one is named (``router stats``, ``/v1/stats``).
 BASELINE_MODEL = "gpt-4o"
+
+#: What the estimated costs rest on, printed next to them.
+ESTIMATE_NOTE = ("costs are estimates: prompt tokens counted, output lengths assumed per task "
+                 "(the cost model's expected output tokens); measured costs: `router stats` on a usage log")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,14 @@ def savings_report(decisions: Sequence[RoutingDecision], baseline_model: str = B
     )
 
 
+def format_usd(x: float) -> str:
+    """Dollars with six decimals, or three significant digits below a millionth (never a
+    ``$0.000000`` that hides a non-zero amount)."""
+    if x != 0 and abs(x) < 5e-7:
+        return f"${x:.3g}"
+    return f"${x:.6f}"
+
+
 def _cut(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -56,8 +68,8 @@ def format_table(prompts: Sequence[str], decisions: Sequence[RoutingDecision], r
     """A plain-text table: prompt, task, source, model, estimated cost; then the totals."""
     rows = [("prompt", "task", "by", "model", "est. cost", report.baseline_model)]
     for p, d in zip(prompts, decisions):
-        rows.append((_cut(p, 48), d.task, d.task_source, d.model, f"${d.estimated_cost:.6f}",
-                     f"${d.estimated_costs[report.baseline_model]:.6f}"))
+        rows.append((_cut(p, 48), d.task, d.task_source, d.model, format_usd(d.estimated_cost),
+                     format_usd(d.estimated_costs[report.baseline_model])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -65,6 +77,7 @@ def format_table(prompts: Sequence[str], decisions: Sequence[RoutingDecision], r
     lines.append(f"requests: {report.requests}")
     lines.append(f"routed cost:          ${report.routed_cost:.6f}")
     lines.append(f"all on {report.baseline_model}: ${report.baseline_cost:.6f}")
-    lines.append(f"savings:              {report.savings_pct:.1f}%")
+    lines.append(f"savings:              {report.savings_pct:.1f}% (estimated)")
     lines.append("models: " + ", ".join(f"{m} {n}" for m, n in report.model_distribution.items()))
+    lines.append(ESTIMATE_NOTE)
     return "\n".join(lines)

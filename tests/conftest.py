@@ -1,16 +1,16 @@
-from pathlib import Path
 import os
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Commands without --router use $ROUTER_MODEL before the project's MLflow champion: pin the
+# cold-start router so a champion left by `make demo` in the checkout does not change results
+# (tests of the precedence itself set or unset it with monkeypatch).
+os.environ["ROUTER_MODEL"] = "cold-start"
 
 from router import ModelCatalog  # noqa: E402
 from tests.support.fake_upstream import FakeUpstream  # noqa: E402
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..training.fit.train import DEFAULT_EMBEDDER_SPEC
+from .main import _non_negative, add_output_flags, progress
 
 __all__ = ["register"]
-
-
-def _say(args: argparse.Namespace):
-    if args.json:
-        return lambda s: print(s, file=sys.stderr, flush=True)
-    return lambda s: print(s, flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -29,7 +23,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         outcomes=[Path(p) for p in args.outcomes or []], quality_head=args.quality_head,
         quality_C=args.quality_C, validation_percent=args.validation_percent,
     )
-    say = _say(args)
+    from ..training.fit.tasks import describe_gate
+
+    say = progress(args)
     settings = None
     if not args.no_track:  # fail on a bad config or unreachable server before hours of training
         from ..training.tracking.runs import connect, load_settings
@@ -45,22 +41,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"trained in {res.seconds['total']}s (embedding {res.seconds['embed']}s); gate {res.threshold:.2f}")
+        print(f"trained in {res.seconds['total']}s (embedding {res.seconds['embed']}s); {describe_gate(res.threshold)}")
     return 0
 
 
 def _track(settings, cfg, res, say) -> dict:
     import tempfile
 
+    from ..progress import as_progress
+
     from ..training.tracking.runs import gate_metrics, log_training
 
+    say = as_progress(say)
     meta = getattr(res.router.classifier, "metadata", {})
     metrics = {k: float(meta[k]) for k in ("loso_accuracy", "regex_accuracy") if k in meta}
     metrics.update({f"loso_{c}": float(v) for c, v in meta.get("loso_per_collection", {}).items()})
     metrics.update({f"train_seconds_{k}": float(v) for k, v in res.seconds.items()})
     with tempfile.TemporaryDirectory() as tmp:
-        say("evaluating on the gate data ...")
-        metrics.update(gate_metrics(res.router, settings, Path(tmp)))
+        with say.waiting("evaluating on the gate data"):
+            metrics.update(gate_metrics(res.router, settings, Path(tmp)))
         params = {"embedder": cfg.embedder, "head": cfg.head, "head_params": cfg.head_params,
                   "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
                   "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
@@ -76,7 +75,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
                              registered_model=args.registered_model)
-    res = promote(settings, force=args.force, progress=_say(args))
+    res = promote(settings, force=args.force, progress=progress(args))
     if args.json:
         print(json.dumps(res.__dict__, indent=2, default=str))
     else:
@@ -90,7 +89,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.mlflow_config, tracking_uri=args.tracking_uri,
                              registered_model=args.registered_model)
-    version = rollback(settings, progress=_say(args))
+    version = rollback(settings, progress=progress(args))
     print(json.dumps({"champion": version}) if args.json else f"champion is now v{version}")
     return 0
 
@@ -99,30 +98,34 @@ def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
     p.add_argument("--mlflow-config", help="MLflow settings file (default: mlflow.yaml)")
     p.add_argument("--tracking-uri", help="overrides $MLFLOW_TRACKING_URI and mlflow.yaml")
     if experiment:
-        p.add_argument("--experiment")
-    p.add_argument("--registered-model")
+        p.add_argument("--experiment", help="MLflow experiment of the run (default: mlflow.yaml's, llm-router)")
+    p.add_argument("--registered-model", help="registered model name (default: mlflow.yaml's, llm-router)")
 
 
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
-    from ..tasks.classifier import featurize
+    from ..errors import DataError
     from ..embedders.core import make_embedder, with_cache
+    from ..training.embedding import featurize_with_progress
 
     from ..training.data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
     from ..training.evaluate.tasks import evaluate_heads
 
-    say = _say(args)
+    say = progress(args)
     files = [Path(p) for p in args.data] if args.data else default_task_files(None if args.no_shared else shared_data_dir())
     ds = load_labelled(files, overrides=None if args.original_labels else default_overrides())
     say(f"data: {ds.summary()}")
     emb = make_embedder(args.embedder)
-    X = featurize(with_cache(emb, args.cache), ds.prompts, show_progress=not args.json)
+    X = featurize_with_progress(with_cache(emb, args.cache), ds.prompts, say, f"embedding {len(ds)} prompts")
     heads = []
     for spec in args.heads.split(","):
         name, _, rest = spec.partition(":")
         params = {}
         for kv in filter(None, rest.split(";")):
-            k, v = kv.split("=")
-            params[k] = float(v) if "." in v else int(v)
+            k, eq, v = kv.partition("=")
+            try:
+                params[k] = float(v) if "." in v else int(v)
+            except ValueError:
+                raise DataError(f"--heads {spec!r}: {kv!r} is not KEY=NUMBER") from None
         heads.append((name, params))
     report = evaluate_heads(ds, X, heads, collections=args.collections.split(",") if args.collections else None,
                             weight_power=args.weight_power, out_dir=Path(args.out), progress=say)
@@ -150,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = run_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
                       pair=tuple(args.pair.split(",")) if args.pair else None,
                       validation_percent=None if args.all_rows else args.validation_percent,
-                      cache=args.cache, progress=_say(args))
+                      cache=args.cache, progress=progress(args))
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return 0
@@ -169,6 +172,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer percentage, got {text!r}") from None
+    if not 0 <= v < 100:
+        raise argparse.ArgumentTypeError(f"must be a percentage in 0..99, got {text!r}")
+    return v
+
+
 def _pct(x) -> str:
     return "never" if x is None else f"{100 * x:.0f}%"
 
@@ -182,19 +195,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC,
                    help=f"{DEFAULT_EMBEDDER_SPEC} (default) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
                         "hashing | a sentence-transformers id/path; '@views' adds first/last-sentence embeddings")
-    p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"])
-    p.add_argument("--C", type=float, default=1.0, help="logistic-regression inverse regularisation")
-    p.add_argument("--threshold", type=float, help="confidence gate (default: calibrated)")
+    p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"],
+                   help="task-classifier head on the embeddings (default logreg)")
+    p.add_argument("--C", type=_non_negative, default=1.0, help="logistic-regression inverse regularisation")
+    p.add_argument("--threshold", type=_non_negative,
+                   help="confidence gate: below it the regex answers; 0: the regex never answers "
+                        "(default: calibrated by leave-source-out)")
     p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
     p.add_argument("--catalog", help="catalog YAML/JSON (must hold the outcome models, e.g. models/routerbench.yaml)")
     p.add_argument("--outcomes", nargs="+", help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) for quality/cost")
-    p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"])
-    p.add_argument("--quality-C", type=float, default=0.1)
-    p.add_argument("--validation-percent", type=int, default=20,
-                   help="outcome prompts held out (by id hash) for `router eval`")
+    p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"],
+                   help="per-model quality head fitted on --outcomes (default logreg)")
+    p.add_argument("--quality-C", type=_non_negative, default=0.1,
+                   help="inverse regularisation of the logreg quality heads (default 0.1)")
+    p.add_argument("--validation-percent", type=_percent, default=20,
+                   help="outcome prompts held out (by id hash) for `router eval` (default 20)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow or register a version")
     _mlflow_flags(p)
-    p.add_argument("--json", action="store_true")
+    add_output_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("promote", help="move @champion to the challenger if it passes the gate",
@@ -202,37 +220,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Exit code 3 when the gate refuses.")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses (logged)")
     _mlflow_flags(p, experiment=False)
-    p.add_argument("--json", action="store_true")
+    add_output_flags(p)
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="point @champion back at the previous champion",
                        description="Point the champion alias at the previous champion version.")
     _mlflow_flags(p, experiment=False)
-    p.add_argument("--json", action="store_true")
+    add_output_flags(p)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("eval", help="evaluate routing on held-out outcomes (AIQ, APGR, curves, baselines)",
                        description="Evaluate a trained router on the held-out split of outcome files.")
     p.add_argument("--router", required=True, help="trained router folder or URI")
-    p.add_argument("--outcomes", nargs="+", required=True)
+    p.add_argument("--outcomes", nargs="+", required=True,
+                   help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) to evaluate on")
     p.add_argument("--pair", help="STRONG,WEAK models for APGR/CPT (default: dearest and cheapest)")
-    p.add_argument("--validation-percent", type=int, default=20)
+    p.add_argument("--validation-percent", type=_percent, default=20,
+                   help="the held-out share of outcome prompts, as in `router train` (default 20)")
     p.add_argument("--all-rows", action="store_true", help="evaluate on every row, not the held-out split")
-    p.add_argument("--cache")
-    p.add_argument("--out", default="reports/routing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
+    p.add_argument("--out", default="reports/routing", help="folder for routing_eval.json and the plot")
+    add_output_flags(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("eval-tasks", help="leave-source-out evaluation of task-classifier heads",
                        description="Leave-source-out evaluation of the task classifier, regex on the same rows.")
-    p.add_argument("--data", nargs="+")
-    p.add_argument("--no-shared", action="store_true")
-    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC)
+    p.add_argument("--data", nargs="+", help="labelled JSONL files (default: data/prompts + ../shared/data)")
+    p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC, help=f"embedder spec (default {DEFAULT_EMBEDDER_SPEC}; "
+                                                                     "see `router train --help`)")
     p.add_argument("--heads", default="logreg:C=1.0", help="comma-separated name:k=v;k=v (logreg, knn, mlp)")
     p.add_argument("--collections", help="comma-separated collections to hold out (default: the real ones)")
-    p.add_argument("--weight-power", type=float, default=0.75)
+    p.add_argument("--weight-power", type=_non_negative, default=0.75,
+                   help="rows weighted by (collection size)^-POWER so big templated sets do not dominate")
     p.add_argument("--original-labels", action="store_true", help="ignore data/label_review corrections")
-    p.add_argument("--cache")
+    p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
     p.add_argument("--out", default="reports/tasks", help="folder for task_eval.json and confusion PNGs")
-    p.add_argument("--json", action="store_true")
+    add_output_flags(p)
     p.set_defaults(func=cmd_eval_tasks)

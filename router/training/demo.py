@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import Router, RouterError
-from ..config import project_dir
+from ..config import default_usage_db, project_dir
 from ..errors import DataError
 from ..savings import format_table, savings_report
 
@@ -48,13 +48,34 @@ def run(router: Router, prompts: Sequence[str], tier: str | None = None) -> str:
     return format_table(prompts, decisions, savings_report(decisions))
 
 
+def measured_costs(url: str | None = None) -> str | None:
+    """The usage log's measured totals (``router stats``), or ``None`` when there is no log."""
+    from ..cli.stats import format_stats, open_store, safe_url
+    from ..catalog.model_catalog import ModelCatalog
+
+    url = url or default_usage_db()
+    try:
+        store = open_store(url)
+    except DataError:
+        return None
+    try:
+        s = store.stats(ModelCatalog.load(), baseline_model="gpt-4o")
+    finally:
+        store.close()
+    if not s["requests"]:
+        return None
+    return "measured on real requests (usage log):\n" + format_stats(s, safe_url(url))
+
+
 def _train_register_promote(out: Path) -> str:
     from ..cli.training import _track
     from .tracking.runs import load_settings, promote
     from .fit.train import TrainConfig, train_router
 
     settings = load_settings()
-    say = lambda s: print(s, flush=True)  # noqa: E731
+    from ..progress import for_cli
+
+    say = for_cli()  # stderr: bars on a terminal, a line every 10 s otherwise
     t = time.perf_counter()
     cfg = TrainConfig(out=out)
     res = train_router(cfg, progress=say)
@@ -110,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--router", help="route with this router folder or URI instead of training one")
     ap.add_argument("--out", default=str(project_dir() / "artifacts" / "router"), help="where to save the router")
     ap.add_argument("--tier", default=None, help="only this tier (default: all three)")
+    ap.add_argument("--usage-db", help="usage log whose measured costs are printed too, when it exists "
+                                       "(default: $ROUTER_USAGE_DB or sqlite:///router_usage.db)")
     ap.add_argument("--no-loop", action="store_true", help="skip the learning-loop round at the end")
     args = ap.parse_args(argv)
     try:
@@ -123,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for tier in ([args.tier] if args.tier else ["budget", "balanced", "quality"]):
             print(f"\n=== tier: {tier} ===")
             print(run(router, prompts, tier))
+        measured = measured_costs(args.usage_db)
+        if measured:
+            print("\n" + measured)
         if not args.no_loop:
             loop_round()
     except RouterError as exc:

@@ -61,7 +61,7 @@ def run_lifecycle(tmp: Path, uri: str, capsys) -> None:
     good = small_data(tmp, "good", None, 1)
     poor = small_data(tmp, "poor", {"code", "general"}, 3)
     assert train(cfg, tmp, small_data(tmp, "first", None, 3), "v1") == 0
-    assert "@champion (first version)" in capsys.readouterr().out
+    assert "@champion (first version)" in capsys.readouterr().err  # progress goes to stderr
     # a better challenger passes the gate
     assert train(cfg, tmp, good, "v2") == 0
     assert main(["promote", "--mlflow-config", str(cfg), "--json"]) == 0

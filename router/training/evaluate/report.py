@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...tasks.classifier import featurize
 from ...embedders.core import with_cache
 from ...errors import DataError
+from ...progress import ProgressLike, as_progress, in_chunks
 from ...routing import Router
+from ...types import QualityEstimate
+
+from ..embedding import featurize_with_progress
 
 from ..data.outcomes import read_outcomes
 from .routing import (
@@ -58,6 +61,15 @@ def _cross_fitted_baselines(data: OutcomeMatrix, X: np.ndarray, tasks: Sequence[
     return out
 
 
+def _predict(router: Router, prompts: Sequence[str], progress: ProgressLike) -> QualityEstimate:
+    """``router.predict`` in chunks, each reported (bulk routing of thousands of prompts)."""
+    parts = in_chunks(router.predict, list(prompts), progress, f"routing {len(prompts)} prompts")
+    if not parts:
+        return router.predict([])
+    return QualityEstimate(models=parts[0].models, quality=np.vstack([p.quality for p in parts]),
+                           cost=np.vstack([p.cost for p in parts]), tasks=tuple(t for p in parts for t in p.tasks))
+
+
 def run_eval(
     router_path: str | Path,
     outcome_files: Sequence[Path],
@@ -66,9 +78,9 @@ def run_eval(
     pair: tuple[str, ...] | None = None,
     validation_percent: int | None = 20,
     cache: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressLike = None,
 ) -> dict[str, Any]:
-    say = progress or (lambda s: None)
+    say = as_progress(progress)
     router = Router.load(router_path)
     df = read_outcomes(outcome_files)
     unknown = sorted(set(df.model) - set(router.models))
@@ -97,7 +109,7 @@ def run_eval(
         say(f"evaluating on {len(test.prompts)} held-out prompts x {len(models)} models "
             f"({len(trainm.prompts)} training prompts for the baselines)")
     cols = [router.models.index(m) for m in models]
-    est = router.predict(test.prompts)
+    est = _predict(router, test.prompts, say)
     # where the data has no cost for a model, price the call with the catalog (prompt tokens +
     # expected output), the same estimate the router sees
     no_cost = val.groupby("model").cost.apply(lambda c: c.isna().all())
@@ -112,12 +124,13 @@ def run_eval(
     embedder = getattr(router.classifier, "embedder", None)
     if embedder is not None:
         body = with_cache(embedder, cache)
-        Xte = featurize(body, test.prompts)
+        Xte = featurize_with_progress(body, test.prompts, say, f"embedding {len(test.prompts)} prompts for the baselines")
         te_tasks = [t.task for t in est.tasks]
         if trainm is None:  # same rows: fit each fold's baselines on the other folds
             predictors.update(_cross_fitted_baselines(test, Xte, te_tasks))
         else:
-            Xtr = featurize(body, trainm.prompts)
+            Xtr = featurize_with_progress(body, trainm.prompts, say,
+                                          f"embedding {len(trainm.prompts)} training prompts for the baselines")
             tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, trainm.prompts)]
             predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)
             predictors["task-table"] = table_predictor(tr_tasks, trainm, te_tasks)

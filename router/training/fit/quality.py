@@ -15,6 +15,7 @@ import pandas as pd
 
 from ...catalog.model_catalog import ModelCatalog
 from ...predictors.learned import LearnedCostModel, LearnedQualityModel
+from ...progress import ProgressLike, as_progress
 
 from .threads import map_on_threads
 
@@ -43,8 +44,8 @@ def source_weights(sources: pd.Series, power: float) -> np.ndarray:
 
 
 def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[str], *, head: str = "logreg",
-                      C: float = 0.5, source_power: float = 0.5,
-                      n_jobs: int | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+                      C: float = 0.5, source_power: float = 0.5, n_jobs: int | None = None,
+                      progress: ProgressLike = None) -> tuple[dict[str, Any], dict[str, int]]:
     """One binary head per model with outcomes. Fractional scores s become two weighted rows
     (label 1 with weight s, label 0 with weight 1 - s); rows are weighted to balance sources
     (``source_power``, see :func:`source_weights`) and, when the frame has a ``weight`` column,
@@ -73,7 +74,13 @@ def fit_quality_heads(outcomes: pd.DataFrame, Z: np.ndarray, models: Sequence[st
 
     subs = {m: outcomes[outcomes.model == m] for m in models}
     subs = {m: sub for m, sub in subs.items() if not sub.empty}
-    heads = dict(zip(subs, map_on_threads(fit_one, subs.values(), n_jobs)))
+    with as_progress(progress).steps(f"quality heads ({head})", len(subs)) as advance:
+        def fit_and_report(sub: pd.DataFrame):
+            est = fit_one(sub)
+            advance(1)
+            return est
+
+        heads = dict(zip(subs, map_on_threads(fit_and_report, subs.values(), n_jobs)))
     counts = {m: int(len(sub)) for m, sub in subs.items()}
     return heads, counts
 
@@ -94,10 +101,11 @@ def fit_cost_heads(outcomes: pd.DataFrame, C: np.ndarray, models: Sequence[str],
 
 def build_quality_model(catalog: ModelCatalog, outcomes: pd.DataFrame, Z: np.ndarray, *, head: str = "logreg",
                         C: float = 0.5, shrinkage: float = 50.0, source_power: float = 0.5,
-                        text_views: int = 0) -> LearnedQualityModel:
+                        text_views: int = 0, progress: ProgressLike = None) -> LearnedQualityModel:
     """``Z`` from ``quality_features(X, tasks, text_views)``; ``text_views`` is stored so that
     prediction drops the same columns."""
-    heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C, source_power=source_power)
+    heads, counts = fit_quality_heads(outcomes, Z, catalog.names, head=head, C=C, source_power=source_power,
+                                      progress=progress)
     return LearnedQualityModel(catalog, heads, counts, shrinkage,
                                metadata={"head": head, "C": C, "source_power": source_power,
                                          "outcomes": int(len(outcomes))}, text_views=text_views)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ...tasks.classifier import LearnedTaskClassifier, featurize
+from ...tasks.classifier import LearnedTaskClassifier
 from ...embedders.core import Embedder
+from ...progress import ProgressLike, as_progress
 from ...tasks.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
 from ..data.datasets import DIFFICULTY_SCORES, LabelledSet
@@ -34,6 +35,7 @@ __all__ = [
     "fit_complexity_head",
     "fit_task_classifier",
     "REAL_COLLECTIONS",
+    "describe_gate",
 ]
 
 #: Collections of real (not templated) prompts: the ones generalisation is judged on.
@@ -126,7 +128,7 @@ def leave_source_out(
     *,
     weight_power: float = 0.5,
     n_jobs: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressLike = None,
 ) -> LosoResult:
     """For each collection: fit on every other collection, predict the held-out one.
 
@@ -145,16 +147,22 @@ def leave_source_out(
         classes = np.array([str(k) for k in head.classes_])
         return np.flatnonzero(test), classes[proba.argmax(1)], proba.max(1)
 
+    prog = as_progress(progress)
     t0 = time.perf_counter()
-    results = map_on_threads(fold, present, n_jobs)
+    with prog.steps(f"leave-source-out folds ({len(y)} rows)", len(present)) as advance:
+        def fold_and_report(c: str):
+            out = fold(c)
+            advance(1)
+            return out
+
+        results = map_on_threads(fold_and_report, present, n_jobs)
     idx, pred, conf, per = [], [], [], {}
     for c, (i, p, cf) in zip(present, results):
         idx.append(i)
         pred.append(p)
         conf.append(cf)
         per[c] = float((p == y[i]).mean())
-        if progress:
-            progress(f"  held out {c:<22} {len(i):>5} rows  accuracy {per[c]:.3f}")
+        prog(f"  held out {c:<22} {len(i):>5} rows  accuracy {per[c]:.3f}")
     index = np.concatenate(idx) if idx else np.zeros(0, int)
     return LosoResult(
         collections=present, index=index, y_true=y[index],
@@ -191,6 +199,14 @@ def fit_complexity_head(ds: LabelledSet, X: np.ndarray, alpha: float = 10.0):
     return Ridge(alpha=alpha).fit(X[rows], y, sample_weight=sample_weights(sub))
 
 
+def describe_gate(threshold: float) -> str:
+    """The confidence gate in words: what answers below it."""
+    if threshold <= 0:
+        return (f"gate at confidence {threshold:.2f}: the regex then never answers "
+                "(the learned head was at least as accurate at every confidence)")
+    return f"gate at confidence {threshold:.2f}: below it the regex answers"
+
+
 def fit_task_classifier(
     ds: LabelledSet,
     embedder: Embedder,
@@ -200,13 +216,13 @@ def fit_task_classifier(
     threshold: float | None = None,
     weight_power: float = 0.5,
     X: np.ndarray | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressLike = None,
 ) -> LearnedTaskClassifier:
     """Embed ``ds`` (or take precomputed features ``X``), fit the head and the complexity head.
 
     ``threshold=None`` calibrates the confidence gate by leave-source-out on the real
     collections present (0.0 when there are none)."""
-    say = progress or (lambda s: None)
+    say = as_progress(progress)
     missing = [t for t in TEXT_TASK_TYPES if t not in set(ds.tasks)]
     if missing:
         say(f"warning: no training rows for {missing}; the head cannot predict them")
@@ -215,10 +231,9 @@ def fit_task_classifier(
 
         raise DataError(f"need at least two task labels to train, got {sorted(set(ds.tasks))}")
     if X is None:
-        t = time.perf_counter()
-        say(f"embedding {len(ds)} prompts with {embedder.name} ...")
-        X = featurize(embedder, ds.prompts, show_progress=progress is not None)
-        say(f"embedded in {time.perf_counter() - t:.1f}s")
+        from ..embedding import featurize_with_progress
+
+        X = featurize_with_progress(embedder, ds.prompts, say, f"embedding {len(ds)} prompts with {embedder.name}")
     params = dict(head_params or {})
     loso: dict[str, Any] = {}
     factory = lambda: make_head(head, **params)  # noqa: E731
@@ -239,13 +254,13 @@ def fit_task_classifier(
             return head_
 
         fold_factory = warm_from_full_fit if hasattr(fitted, "warm_start") else factory
-        res = leave_source_out(ds, X, fold_factory, weight_power=weight_power, progress=progress)
+        res = leave_source_out(ds, X, fold_factory, weight_power=weight_power, progress=say)
         if len(res.index):
             regex = np.array([p.task for p in RegexTaskClassifier().predict([ds.rows[i].prompt for i in res.index])])
             threshold = choose_threshold(res, regex)
             loso = {"loso_accuracy": res.accuracy, "loso_per_collection": res.per_collection,
                     "regex_accuracy": float((regex == res.y_true).mean())}
-            say(f"leave-source-out accuracy {res.accuracy:.3f}; gate at confidence {threshold:.2f}")
+            say(f"leave-source-out accuracy {res.accuracy:.3f}; {describe_gate(threshold)}")
         else:
             threshold = 0.0
     return LearnedTaskClassifier(

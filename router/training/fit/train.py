@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...catalog.model_catalog import ModelCatalog
-from ...tasks.classifier import featurize
 from ...embedders.core import make_embedder, with_cache
+from ...progress import ProgressLike, as_progress
 from ...routing import Router
+from ..embedding import featurize_with_progress
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
 from .tasks import fit_task_classifier
@@ -76,15 +76,14 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
         f"{len(val)} held out for evaluation")
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
-    say(f"embedding {len(uniq)} outcome prompts ...")
-    X = featurize(body, uniq.prompt.tolist(), show_progress=sys.stderr.isatty())
+    X = featurize_with_progress(body, uniq.prompt.tolist(), say, f"embedding {len(uniq)} outcome prompts")
     tasks = clf.predict_features(X, uniq.prompt.tolist())
     views = len(getattr(clf.embedder, "views", ()))  # the quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
     qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage,
-                             text_views=views)
+                             text_views=views, progress=say)
     cm = build_cost_model(catalog, train, C)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})
@@ -92,8 +91,10 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     return qm, cm, len(train)
 
 
-def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> TrainResult:
-    say = progress or (lambda s: None)
+def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult:
+    """Train (and save, when ``cfg.out`` is set) a router. ``progress``: a callable taking
+    message lines, or a :class:`router.progress.Progress` (bars / throttled lines)."""
+    say = as_progress(progress)
     t_all = time.perf_counter()
     files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None)
     ds = load_labelled(files, overrides=default_overrides())
@@ -102,13 +103,13 @@ def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None
     embedder = make_embedder(cfg.embedder)
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
-    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')}) ...")
-    X = featurize(body, ds.prompts, show_progress=progress is not None and sys.stderr.isatty())
+    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')})")
+    X = featurize_with_progress(body, ds.prompts, say, f"embedding {len(ds)} prompts")
     t_embed = time.perf_counter() - t
     say(f"embedded in {t_embed:.1f}s")
     t = time.perf_counter()
     clf = fit_task_classifier(ds, embedder, head=cfg.head, head_params=cfg.head_params, threshold=cfg.threshold,
-                              weight_power=cfg.weight_power, X=X, progress=progress)
+                              weight_power=cfg.weight_power, X=X, progress=say)
     clf.metadata["data_files"] = ds.files
     t_fit = time.perf_counter() - t
     quality_model = cost_model = None

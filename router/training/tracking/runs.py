@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from ...config import PACKAGE_DIR, env, project_dir
 from ...errors import TrackingError
+from ...persistence.resolve import forget_aliases
+from ...progress import ProgressLike, as_progress
 from ...routing import Router
 
 __all__ = ["MlflowSettings", "load_settings", "connect", "gate_metrics", "log_training", "promote", "rollback",
@@ -192,12 +194,12 @@ def log_training(
     data_files: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, float],
     artifacts_dir: Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressLike = None,
 ) -> RegisteredVersion:
     """One MLflow run: params, data fingerprints, metrics, artifacts, the pyfunc model; then a
     new registered version with the challenger alias (and champion when there is none). A
     failure after the version was created deletes it: nothing half-registered is left."""
-    say = progress or (lambda s: None)
+    say = as_progress(progress)
     client = connect(settings)
     try:
         mlflow.set_experiment(settings.experiment)
@@ -217,8 +219,8 @@ def log_training(
             mlflow.log_dict(router.catalog.to_dict(), "catalog.json")
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             if artifacts_dir is not None and artifacts_dir.is_dir():
-                mlflow.log_artifacts(str(artifacts_dir), "reports")
-            say("logging the pyfunc model ...")
+                with say.waiting("uploading the reports"):
+                    mlflow.log_artifacts(str(artifacts_dir), "reports")
             import pandas as pd
             from mlflow.models import infer_signature
 
@@ -229,17 +231,20 @@ def log_training(
                                     "complexity": decision.complexity, "tier": decision.tier, "rule": decision.rule,
                                     "predicted_quality": decision.quality, "estimated_cost": decision.estimated_cost}])
             signature = infer_signature(example, output, params={"tier": "", "min_quality": -1.0, "max_cost": -1.0})
-            info = mlflow.pyfunc.log_model(
-                name="router", python_model=str(PYFUNC_CODE), artifacts={"router": str(folder)},
-                pip_requirements=_pip_requirements(), code_paths=[str(PACKAGE_DIR)],
-                signature=signature,
-            )
+            with say.waiting("uploading the router as a pyfunc model"):
+                info = mlflow.pyfunc.log_model(
+                    name="router", python_model=str(PYFUNC_CODE), artifacts={"router": str(folder)},
+                    pip_requirements=_pip_requirements(), code_paths=[str(PACKAGE_DIR)],
+                    signature=signature,
+                )
             run_id = run.info.run_id
     version = None
     try:
-        mv = mlflow.register_model(info.model_uri, settings.registered_model)
+        with say.library_output():
+            mv = mlflow.register_model(info.model_uri, settings.registered_model)
         version = str(mv.version)
         client.set_registered_model_alias(settings.registered_model, settings.challenger, version)
+        forget_aliases(settings.tracking_uri)
         champion = _alias_version(client, settings.registered_model, settings.champion) is None
         if champion:
             client.set_registered_model_alias(settings.registered_model, settings.champion, version)
@@ -293,10 +298,10 @@ def _load_version(name: str, version: str) -> Router:
 
 
 def promote(settings: MlflowSettings, *, force: bool = False,
-            progress: Callable[[str], None] | None = None) -> PromotionResult:
+            progress: ProgressLike = None) -> PromotionResult:
     """Move the champion alias to the challenger if it is at least as good (within tolerance)
     on every gate metric both routers have, evaluated now on the same data; logged as a run."""
-    say = progress or (lambda s: None)
+    say = as_progress(progress)
     client = connect(settings)
     name = settings.registered_model
     _history(client, name)  # raises TrackingError for an unknown name
@@ -308,9 +313,10 @@ def promote(settings: MlflowSettings, *, force: bool = False,
     if champion is None or champion == challenger:
         ok, reason = True, ("no champion yet" if champion is None else "challenger is already champion")
     else:
-        say(f"evaluating challenger v{challenger} and champion v{champion} on the gate data ...")
-        new = gate_metrics(_load_version(name, challenger), settings)
-        old = gate_metrics(_load_version(name, champion), settings)
+        with say.waiting(f"evaluating challenger v{challenger} on the gate data"):
+            new = gate_metrics(_load_version(name, challenger), settings)
+        with say.waiting(f"evaluating champion v{champion} on the gate data"):
+            old = gate_metrics(_load_version(name, champion), settings)
         failures = []
         for metric in settings.gate_metrics:
             a, b = new.get(metric), old.get(metric)
@@ -336,14 +342,15 @@ def promote(settings: MlflowSettings, *, force: bool = False,
     if promoted and champion != challenger:
         client.set_registered_model_alias(name, settings.champion, challenger)
         _push_history(client, name, challenger)
+        forget_aliases(settings.tracking_uri)
     after = challenger if promoted else champion
     say(("promoted" if promoted else "refused") + f" v{challenger}: {reason}" + (" (forced)" if force and not ok else ""))
     return PromotionResult(promoted, challenger, champion, after, comparison, reason, forced=force and not ok)
 
 
-def rollback(settings: MlflowSettings, progress: Callable[[str], None] | None = None) -> str:
+def rollback(settings: MlflowSettings, progress: ProgressLike = None) -> str:
     """Point the champion alias back at the previous champion; returns that version."""
-    say = progress or (lambda s: None)
+    say = as_progress(progress)
     client = connect(settings)
     name = settings.registered_model
     hist = _history(client, name)
@@ -355,6 +362,7 @@ def rollback(settings: MlflowSettings, progress: Callable[[str], None] | None = 
     previous = hist[-1]
     client.set_registered_model_alias(name, settings.champion, previous)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist))
+    forget_aliases(settings.tracking_uri)
     mlflow.set_experiment(settings.experiment)
     with mlflow.start_run(run_name=f"rollback-to-v{previous}"):
         mlflow.log_params({"from_version": current or "none", "to_version": previous})
