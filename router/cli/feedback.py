@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from .main import add_output_flags
+
 __all__ = ["register"]
 
 
@@ -56,5 +58,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="origin of rows that name none (default: import)")
     q.add_argument("--router", help="reject models not in this router's catalog")
     q.add_argument("--catalog", help="reject models not in this catalog")
-    q.add_argument("--json", action="store_true")
+    add_output_flags(q)
     q.set_defaults(func=cmd_feedback_import)

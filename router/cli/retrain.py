@@ -12,6 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from .main import add_output_flags
+from .training import _mlflow_flags
+
 __all__ = ["register"]
 
 
@@ -42,7 +45,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from ..config import default_usage_db
     from ..training.loop.retrain import RetrainConfig, retrain
 
-    say = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    if args.quiet:
+        say = lambda s: None  # noqa: E731
+    elif args.json:
+        say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    else:
+        say = lambda s: print(s, flush=True)  # noqa: E731
     try:
         weights = _weights(args.origin_weight)
     except argparse.ArgumentTypeError as exc:
@@ -108,9 +116,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allowed relative cost increase over the base at the gate (default 0)")
     p.add_argument("--min-ess", type=float, default=10.0, help="fewest effective held-back rows to decide on")
     p.add_argument("--no-track", action="store_true", help="no MLflow: print the verdict, exit 3 on refusal")
-    p.add_argument("--mlflow-config")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--experiment")
-    p.add_argument("--registered-model")
-    p.add_argument("--json", action="store_true")
+    _mlflow_flags(p)
+    add_output_flags(p)
     p.set_defaults(func=cmd_retrain)
