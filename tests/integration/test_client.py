@@ -542,3 +542,17 @@ def test_transport_argument_is_checked(router_):
         RoutedClient(router_, transport=object())
     with pytest.raises(ValueError, match="not both"):
         create_app(router_, client=RoutedClient(router_), transport=RawTransport())
+
+
+def test_client_without_a_router_uses_the_configured_one(monkeypatch, tmp_path, up):
+    """No router given: the project's precedence decides ($ROUTER_MODEL here, a saved folder)."""
+    from router import ModelCatalog, Router
+
+    catalog = ModelCatalog.load()
+    only_cheap = ModelCatalog.from_dict({"models": {"glm-4-flash": catalog.to_dict()["models"]["glm-4-flash"]}})
+    folder = Router.default(only_cheap).save(tmp_path / "r")
+    monkeypatch.setenv("ROUTER_MODEL", str(folder))
+    client = RoutedClient(base_url=up.base_url, api_key="k")
+    assert client.router.catalog.names == ("glm-4-flash",)
+    r = client.chat.completions.create(model="auto:quality", messages=HELLO)
+    assert r.model == "glm-4-flash"

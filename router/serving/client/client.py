@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import InvalidRequestError
+from ...routing import Router
 from ...tasks.taxonomy import RegexTaskClassifier
 from .drivers import drive_async, drive_sync
 from .machine import Machine
@@ -104,6 +105,9 @@ class _Shared:
 class _Base:
     """Construction and the read-only views the sync and async clients share.
 
+    ``router``: the :class:`~router.Router` that decides; ``None`` builds one by the project's
+    precedence (:meth:`Router.from_config`: ``$ROUTER_MODEL`` > ``mlflow.yaml``'s ``router:`` >
+    the registered champion > cold start).
     ``transport``: a :class:`ChatTransport` (default: an SDK transport built from ``clients`` /
     ``async_clients`` and ``timeout``; give one or the other). ``sleep`` defaults to
     ``time.sleep`` (sync) or ``asyncio.sleep`` (async)."""
@@ -111,12 +115,14 @@ class _Base:
     _shared: _Shared
     _default_sleep: Callable[[float], Any]
 
-    def __init__(self, router: Any, *, transport: ChatTransport | None = None,
+    def __init__(self, router: Router | None = None, *, transport: ChatTransport | None = None,
                  clients: Mapping[str, Any] | None = None, async_clients: Mapping[str, Any] | None = None,
                  base_url: str | None = None, api_key: str | None = None, usage: Any = None,
                  retry: RetryPolicy = RetryPolicy(), escalation: EscalationPolicy | None = EscalationPolicy(),
                  timeout: float = 60.0, cooldown_s: float = 30.0, failure_threshold: int = 3,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None):
+        if router is None:
+            router = Router.from_config()
         if transport is None:
             transport = SDKTransport(clients=clients, async_clients=async_clients, timeout=timeout)
         elif clients or async_clients:
