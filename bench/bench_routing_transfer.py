@@ -23,7 +23,7 @@ def main() -> None:
     from router import Router
     from router.tasks.classifier import featurize
     from router.config import default_cache_path
-    from router.embedders.core import CachedEmbedder
+    from router.embedders import CachedEmbedder
     from router.predictors.learned import quality_features
     from router.config import shared_data_dir
     SHARED_DATA = shared_data_dir()

@@ -105,7 +105,7 @@ def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
 
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
     from ..tasks.classifier import featurize
-    from ..embedders.core import make_embedder, with_cache
+    from ..embedders import make_embedder, with_cache
 
     from ..training.data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
     from ..training.evaluate.tasks import evaluate_heads

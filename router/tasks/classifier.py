@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..persistence.pickles import dump_pickle, load_pickle
-from ..embedders.core import Embedder, make_embedder
+from ..embedders import Embedder, make_embedder
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES, prompt_features
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity

@@ -7,7 +7,7 @@ import pytest
 
 from router import ArtifactError, Router
 from router.tasks.classifier import LearnedTaskClassifier, featurize
-from router.embedders.core import HashingEmbedder
+from router.embedders import HashingEmbedder
 from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.tasks import choose_threshold, fit_task_classifier, leave_source_out, make_head, sample_weights
 

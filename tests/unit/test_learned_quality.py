@@ -6,7 +6,7 @@ import pytest
 
 from router import ModelCatalog, Router
 from router.tasks.classifier import featurize
-from router.embedders.core import HashingEmbedder
+from router.embedders import HashingEmbedder
 from router.errors import ArtifactError
 from router.text.features import FEATURE_NAMES
 from router.predictors.learned import (

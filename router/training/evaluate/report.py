@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ...tasks.classifier import featurize
-from ...embedders.core import with_cache
+from ...embedders import with_cache
 from ...errors import DataError
 from ...routing import Router
 

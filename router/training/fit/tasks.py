@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...tasks.classifier import LearnedTaskClassifier, featurize
-from ...embedders.core import Embedder
+from ...embedders import Embedder
 from ...tasks.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
 from ..data.datasets import DIFFICULTY_SCORES, LabelledSet

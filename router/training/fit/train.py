@@ -11,7 +11,7 @@ from typing import Any
 
 from ...catalog.model_catalog import ModelCatalog
 from ...tasks.classifier import featurize
-from ...embedders.core import make_embedder, with_cache
+from ...embedders import make_embedder, with_cache
 from ...routing import Router
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
