@@ -79,7 +79,7 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     say(f"embedding {len(uniq)} outcome prompts ...")
     X = featurize(body, uniq.prompt.tolist(), show_progress=sys.stderr.isatty())
     tasks = clf.predict_features(X, uniq.prompt.tolist())
-    views = len(getattr(clf.embedder, "views", ()))  # the quality heads read the whole text only
+    views = len(clf.layout.views)  # the quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
