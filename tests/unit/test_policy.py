@@ -1,6 +1,6 @@
 import pytest
 
-from router import InvalidRequestError, NoEligibleModelError, PolicyConfig
+from router import ConfigError, InvalidRequestError, NoEligibleModelError, PolicyConfig
 from router.policy import Candidate, Constraints, decide
 from router.types import TaskPrediction
 
@@ -108,7 +108,13 @@ def test_invalid_constraints(kwargs):
 def test_unknown_tier_and_bad_config():
     with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
         decide(TASK, THREE, Constraints(tier="gold"), CFG)
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(ConfigError, match="tier 'a' target"):
         PolicyConfig(tiers={"a": 1.2}, default_tier="a")
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(ConfigError, match="default tier 'b'"):
         PolicyConfig(tiers={"a": 0.5}, default_tier="b")
+    assert not issubclass(ConfigError, InvalidRequestError)  # a misconfiguration is not a bad request
+
+
+def test_unknown_tier_is_refused_even_with_min_quality():
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        decide(TASK, THREE, Constraints(tier="gold", min_quality=0.5), CFG)
