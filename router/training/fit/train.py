@@ -95,7 +95,7 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
 def train_router(cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> TrainResult:
     say = progress or (lambda s: None)
     t_all = time.perf_counter()
-    files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None)
+    files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None, required=True)
     ds = load_labelled(files, overrides=default_overrides())
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)
