@@ -89,7 +89,7 @@ class Router:
         """The last user turn, followed by up to ``context_turns`` earlier turns (newest first,
         each cut to 300 characters) and the system prompt. The current turn comes first so
         it survives the embedder's truncation; the context lets "now make it faster" after a
-        coding turn stay ``code``. :data:`~router.text_views.CONTEXT_MARK` separates the two."""
+        coding turn stay ``code``. :data:`~router.text.views.CONTEXT_MARK` separates the two."""
         if self.context_turns <= 0 or not req.context:
             return req.text
         system = [t for role, t in req.context if role in ("system", "developer") and t.strip()]

@@ -32,6 +32,8 @@ from ..config import default_cache_path
 from ..errors import ArtifactError
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text
 from .minilm import minilm_path
+import importlib
+import logging
 
 __all__ = ["OnnxMiniLMEmbedder"]
 
@@ -42,8 +44,6 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _require(module: str, package: str, purpose: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -215,8 +215,6 @@ class OnnxMiniLMEmbedder:
                                         "(pip install onnxruntime)") from None
                 result = tmp / "model.int8.onnx"
                 try:
-                    import logging
-
                     quiet = logging.getLogger()
                     level = quiet.level
                     quiet.setLevel(max(level, logging.ERROR))  # "consider pre-processing" warning

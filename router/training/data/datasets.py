@@ -12,6 +12,7 @@ from ...errors import DataError
 
 from .jsonl import iter_objects
 from ...tasks.taxonomy import TEXT_TASK_TYPES
+import hashlib
 
 __all__ = [
     "LabelledPrompt",
@@ -73,8 +74,6 @@ class LabelledSet:
 
 
 def _file_hash(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -27,6 +27,7 @@ from .routing import (
     table_predictor,
     write_report,
 )
+from ...predictors.priors import CatalogCostModel
 
 __all__ = ["run_eval"]
 
@@ -103,8 +104,6 @@ def run_eval(
     # where the data has no cost for a model, price the call with the catalog (prompt tokens +
     # expected output), the same estimate the router sees
     no_cost = val.groupby("model").cost.apply(lambda c: c.isna().all())
-    from ...predictors.priors import CatalogCostModel
-
     catalog_cost = CatalogCostModel(router.catalog).predict_cost(
         [max(1, len(p) // 4) for p in test.prompts], est.tasks, models)
     for j, m in enumerate(models):

@@ -16,6 +16,12 @@ from ...routing import Router
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
 from .tasks import fit_task_classifier
+from ...errors import DataError
+from ...predictors.learned import cost_features, quality_features
+from ...text.request import estimate_tokens
+from ..data.outcomes import read_outcomes
+from .quality import build_cost_model, build_quality_model
+from ..evaluate.routing import split_outcomes
 
 __all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
 
@@ -56,14 +62,6 @@ class TrainResult:
 
 
 def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
-    from ...errors import DataError
-    from ...predictors.learned import cost_features, quality_features
-    from ...text.request import estimate_tokens
-
-    from ..data.outcomes import read_outcomes
-    from .quality import build_cost_model, build_quality_model
-    from ..evaluate.routing import split_outcomes
-
     df = read_outcomes(cfg.outcomes)
     unknown = sorted(set(df.model) - set(catalog.names))
     if unknown:
