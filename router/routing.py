@@ -133,6 +133,22 @@ class Router:
         """Predicted quality and expected cost, arrays (n, m) with m = ``self.models``."""
         return self._estimate([parse_request(p) for p in _as_batch(prompts)])
 
+    def check_constraints(
+        self,
+        *,
+        tier: str | None = None,
+        min_quality: float | None = None,
+        max_cost: float | None = None,
+        max_quality_gap: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        """Raise :class:`~router.errors.InvalidRequestError` naming the first invalid constraint
+        (an unknown tier, a quality outside [0, 1], a negative cap, a non-positive max_tokens):
+        the policy's own checks, without any model work. Callers that validate a request before
+        routing it (the client, the gateway) use this rather than their own copy of the rules."""
+        resolve_target(self.policy, Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
+                                                max_quality_gap=max_quality_gap, max_tokens=max_tokens))
+
     def route(
         self,
         prompt: Prompt,
@@ -163,9 +179,8 @@ class Router:
     ) -> list[RoutingDecision]:
         """Route a batch (embedding and prediction are batched)."""
         excluded = frozenset(self.catalog.resolve(m) for m in exclude)
-        # Validate the constraints (policy's rules) once, before any model work.
-        resolve_target(self.policy, Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
-                                                max_quality_gap=max_quality_gap, max_tokens=max_tokens))
+        self.check_constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
+                               max_quality_gap=max_quality_gap, max_tokens=max_tokens)
         reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
         est = self._estimate(reqs, max_tokens)
         specs = [self.catalog[m] for m in est.models]

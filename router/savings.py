@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from .errors import UnknownModelError
 from .types import RoutingDecision
 
-__all__ = ["SavingsReport", "savings_report", "format_table"]
+__all__ = ["SavingsReport", "savings_report", "format_table", "DEFAULT_BASELINE_MODEL"]
+
+#: The model savings are measured against unless a caller names another (CLI, gateway stats).
+DEFAULT_BASELINE_MODEL = "gpt-4o"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class SavingsReport:
         return 100.0 * (1 - self.routed_cost / self.baseline_cost) if self.baseline_cost > 0 else 0.0
 
 
-def savings_report(decisions: Sequence[RoutingDecision], baseline_model: str = "gpt-4o") -> SavingsReport:
+def savings_report(decisions: Sequence[RoutingDecision], baseline_model: str = DEFAULT_BASELINE_MODEL) -> SavingsReport:
     """Compare each decision's estimated cost with the baseline model's estimate for the same
     request (same prompt tokens and expected output, priced at the baseline's own prices)."""
     base = 0.0

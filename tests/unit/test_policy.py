@@ -118,3 +118,16 @@ def test_unknown_tier_and_bad_config():
 def test_unknown_tier_is_refused_even_with_min_quality():
     with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
         decide(TASK, THREE, Constraints(tier="gold", min_quality=0.5), CFG)
+
+
+def test_router_checks_constraints_with_the_policy_rules():
+    from router import Router
+
+    r = Router.default()
+    r.check_constraints(tier="budget", min_quality=0.5, max_tokens=10)
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        r.check_constraints(tier="gold")
+    with pytest.raises(InvalidRequestError, match="max_tokens must be a positive integer"):
+        r.check_constraints(max_tokens=0)
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        r.route("hi", tier="gold", min_quality=0.3)
