@@ -5,7 +5,8 @@
 * :class:`OnnxMiniLMEmbedder` (:mod:`.onnx`) - the same model on ONNX Runtime, int8.
 * :class:`USEEmbedder` (:mod:`.use`) - multilingual Universal Sentence Encoder v3 (pure numpy).
 * :class:`HashingEmbedder` (:mod:`.hashing`) - character n-gram hashing, no model.
-* :class:`ConcatEmbedder` (:mod:`.compose`) - several embedders side by side.
+* :class:`ConcatEmbedder`, :class:`ViewsEmbedder` (:mod:`.compose`) - several embedders side by
+  side; an embedder's vectors of the first/last sentence next to the whole text's.
 * :class:`CachedEmbedder` (:mod:`.cache`) - a SQLite cache keyed by (model id, text hash).
 * :func:`make_embedder` (:mod:`.registry`) - one from a short name or a saved config.
 
@@ -14,7 +15,7 @@ Heavy libraries are imported when a model is first used, never at import time.
 
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, Embedder, clip_text
 from .cache import CachedEmbedder, with_cache
-from .compose import ConcatEmbedder
+from .compose import ConcatEmbedder, ViewsEmbedder
 from .hashing import HashingEmbedder
 from .minilm import SentenceTransformerEmbedder, minilm_path
 from .onnx import OnnxMiniLMEmbedder
@@ -28,6 +29,7 @@ __all__ = [
     "USEEmbedder",
     "HashingEmbedder",
     "ConcatEmbedder",
+    "ViewsEmbedder",
     "CachedEmbedder",
     "with_cache",
     "make_embedder",

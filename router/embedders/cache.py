@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..config import default_cache_path
-from ..text.views import ViewsEmbedder
 from .base import Embedder
-from .compose import ConcatEmbedder
+from .compose import ConcatEmbedder, ViewsEmbedder
 
 __all__ = ["CachedEmbedder", "with_cache"]
 

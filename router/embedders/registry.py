@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ArtifactError
-from ..text.views import ViewsEmbedder
 from .base import DEFAULT_EMBEDDER, Embedder
-from .compose import ConcatEmbedder
+from .compose import ConcatEmbedder, ViewsEmbedder
 from .hashing import HashingEmbedder
 from .minilm import SentenceTransformerEmbedder
 from .onnx import OnnxMiniLMEmbedder
@@ -21,7 +20,7 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
     ``hashing``, ``minilm+use``, or a
     sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
-    embedded next to the whole text (:class:`router.text.views.ViewsEmbedder`)."""
+    embedded next to the whole text (:class:`router.embedders.ViewsEmbedder`)."""
     if isinstance(spec, dict):
         kind = spec.get("type")
         if kind == "sentence-transformers":

@@ -66,7 +66,8 @@ class _Stateful(Protocol):
 
 # (role, type) -> loader ``f(config, folder, catalog) -> component``. The learned loaders
 # import their heavy libraries (joblib, scikit-learn, the embedder's) only when called.
-_LOADERS: dict[tuple[str, str], Callable[[dict[str, Any], Path, ModelCatalog], Any]] = {
+_Loader = Callable[[dict[str, Any], Path, ModelCatalog], Any]
+_LOADERS: dict[tuple[str, str], _Loader] = {
     ("classifier", "regex"): lambda cfg, folder, catalog: RegexTaskClassifier(),
     ("quality", "prior"): lambda cfg, folder, catalog: PriorQualityModel(catalog),
     ("cost", "catalog"): lambda cfg, folder, catalog: CatalogCostModel(catalog, cfg.get("output_tokens")),
@@ -132,7 +133,7 @@ def save_router(router: RouterParts, path: str | Path) -> Path:
     return dest
 
 
-def _resolve_loader(role: str, kind: str, folder: Path) -> Callable[..., Any]:
+def _resolve_loader(role: str, kind: str, folder: Path) -> _Loader:
     target = _LOADERS.get((role, kind))
     if target is None:
         known = sorted(k for r, k in _LOADERS if r == role)

@@ -16,20 +16,34 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..persistence.pickles import dump_pickle, load_pickle
-from ..embedders import Embedder, make_embedder
+from ..embedders import Embedder, ViewsEmbedder, make_embedder
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES, prompt_features
-from ..text.views import ViewsEmbedder
 from .layout import FeatureLayout
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
 from ..types import TaskPrediction
 
-__all__ = ["LearnedTaskClassifier", "load_classifier", "featurize"]
+__all__ = ["LearnedTaskClassifier", "ProbabilisticHead", "RegressorHead", "load_classifier", "featurize"]
+
+
+@runtime_checkable
+class ProbabilisticHead(Protocol):
+    """A fitted scikit-learn-style classifier: ``classes_`` (k,), ``predict_proba``: (n, d) -> (n, k)."""
+
+    classes_: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class RegressorHead(Protocol):
+    """A fitted scikit-learn-style regressor: ``predict``: (n, d) -> (n,)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 def featurize(embedder: Embedder, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -46,10 +60,10 @@ class LearnedTaskClassifier:
     def __init__(
         self,
         embedder: Embedder,
-        head: Any,
+        head: ProbabilisticHead,
         *,
         threshold: float = 0.0,
-        complexity_head: Any = None,
+        complexity_head: RegressorHead | None = None,
         fallback: RegexTaskClassifier | None = None,
         metadata: dict[str, Any] | None = None,
         layout: FeatureLayout | None = None,
@@ -132,7 +146,7 @@ class LearnedTaskClassifier:
         return config
 
 
-def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
+def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None,
                     embedder: Embedder | None = None) -> LearnedTaskClassifier:
     """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``."""
     if list(config.get("features", [])) != list(FEATURE_NAMES):
@@ -143,7 +157,7 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
         raise ArtifactError(f"{folder}: head predicts unknown task(s) {sorted(unknown)}")
 
     head = load_pickle(folder / "head.joblib")
-    if not hasattr(head, "predict_proba") or [str(c) for c in head.classes_] != list(config["classes"]):
+    if not isinstance(head, ProbabilisticHead) or [str(c) for c in head.classes_] != list(config["classes"]):
         raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
     complexity = load_pickle(folder / "complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
     embedder = embedder if embedder is not None else make_embedder(config["embedder"])

@@ -1,7 +1,7 @@
 """The learned classifier's feature layout: which columns of its matrix hold what.
 
 The feature matrix is ``[embedding of the whole text, embedding of view 1, ..., hand features]``
-(:class:`~router.text.views.ViewsEmbedder`, :mod:`router.text.features`). A
+(:class:`~router.embedders.ViewsEmbedder`, :mod:`router.text.features`). A
 :class:`FeatureLayout` names those blocks and their widths; it is saved with the classifier and
 checked at load (and against every matrix the heads read), so a router whose embedder, views
 or hand features changed fails with the block that differs instead of predicting garbage.
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError
+from ..embedders import Embedder, ViewsEmbedder
 from ..text.features import FEATURE_NAMES
-from ..text.views import ViewsEmbedder
 
 __all__ = ["FeatureLayout", "WHOLE_TEXT", "HAND_FEATURES"]
 
@@ -43,7 +43,7 @@ class FeatureLayout:
         return cls(tuple(blocks) + ((HAND_FEATURES, len(hand_features)),), tuple(hand_features))
 
     @classmethod
-    def infer(cls, embedder: Any, width: int) -> "FeatureLayout":
+    def infer(cls, embedder: Embedder, width: int) -> "FeatureLayout":
         """The layout of a ``width``-column matrix from ``embedder`` (its views, if a
         :class:`ViewsEmbedder`) and today's hand features."""
         views = embedder.views if isinstance(embedder, ViewsEmbedder) else ()

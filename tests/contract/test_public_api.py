@@ -44,6 +44,7 @@ SUBPACKAGE_ALL = {
         "USEEmbedder",
         "HashingEmbedder",
         "ConcatEmbedder",
+        "ViewsEmbedder",
         "CachedEmbedder",
         "with_cache",
         "make_embedder",

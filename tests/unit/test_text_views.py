@@ -3,7 +3,8 @@ import pytest
 
 from router.embedders import CachedEmbedder, HashingEmbedder, make_embedder
 from router.errors import ArtifactError
-from router.text.views import ViewsEmbedder, sentences, text_view
+from router.embedders import ViewsEmbedder
+from router.text.views import sentences, text_view
 
 
 class Counting:
