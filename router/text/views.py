@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-
 __all__ = ["VIEWS", "DEFAULT_VIEWS", "CONTEXT_MARK", "own_text", "sentences", "text_view"]
 
 #: Put by the Router between a request's own text and the conversation context appended after
