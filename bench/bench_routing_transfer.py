@@ -44,7 +44,7 @@ def main() -> None:
     df["prompt_index"] = df.prompt_id.map(index)
     X = featurize(CachedEmbedder(r.classifier.embedder, default_cache_path()), uniq.prompt.tolist())
     tasks = r.classifier.predict_features(X, uniq.prompt.tolist())
-    views = len(getattr(r.classifier.embedder, "views", ()))  # quality heads read the whole text only
+    views = len(r.classifier.layout.views)  # quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     out = {}
     for group in args.holdout:
