@@ -28,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-from router.embedders.core import SentenceTransformerEmbedder, USEEmbedder  # noqa: E402
+from router.embedders import SentenceTransformerEmbedder, USEEmbedder  # noqa: E402
 from router.embedders.onnx import OnnxMiniLMEmbedder  # noqa: E402
 
 

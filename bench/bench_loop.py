@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from router import ModelCatalog, Router  # noqa: E402
 from router.config import shared_data_dir  # noqa: E402
-from router.embedders.core import with_cache  # noqa: E402
+from router.embedders import with_cache  # noqa: E402
 from router.serving.usage.importer import import_feedback  # noqa: E402
 from router.serving.usage.store import UsageStore  # noqa: E402
 from router.training.data.outcomes import read_outcomes  # noqa: E402

@@ -23,7 +23,7 @@ def main() -> None:
     from router import Router
     from router.tasks.classifier import featurize
     from router.config import default_cache_path
-    from router.embedders.core import CachedEmbedder
+    from router.embedders import CachedEmbedder
     from router.predictors.learned import quality_features
     from router.config import shared_data_dir
     SHARED_DATA = shared_data_dir()
@@ -44,7 +44,7 @@ def main() -> None:
     df["prompt_index"] = df.prompt_id.map(index)
     X = featurize(CachedEmbedder(r.classifier.embedder, default_cache_path()), uniq.prompt.tolist())
     tasks = r.classifier.predict_features(X, uniq.prompt.tolist())
-    views = len(getattr(r.classifier.embedder, "views", ()))  # quality heads read the whole text only
+    views = len(r.classifier.layout.views)  # quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     out = {}
     for group in args.holdout:

@@ -11,6 +11,7 @@ from .serving.client import RoutedClient
 from .errors import (
     ArtifactError,
     CatalogError,
+    ConfigError,
     DataError,
     InvalidRequestError,
     NoEligibleModelError,
@@ -44,6 +45,7 @@ __all__ = [
     "classify_task",
     "RouterError",
     "CatalogError",
+    "ConfigError",
     "ArtifactError",
     "DataError",
     "InvalidRequestError",

@@ -4,6 +4,7 @@
 
     RouterError
     ├── CatalogError          the model catalog is missing, malformed or invalid
+    ├── ConfigError           the router's own configuration is invalid (policy tiers, ...)
     ├── ArtifactError         a saved router cannot be read (corrupt, too new, wrong versions)
     ├── DataError             a data file or row is invalid (names file and line)
     ├── InvalidRequestError   a prompt / message list / constraint given to the router is malformed
@@ -18,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "RouterError",
     "CatalogError",
+    "ConfigError",
     "ArtifactError",
     "DataError",
     "InvalidRequestError",
@@ -45,6 +47,10 @@ class CatalogError(RouterError):
         super().__init__(prefix + message)
         self.model = model
         self.field = field
+
+
+class ConfigError(RouterError, ValueError):
+    """The router's configuration (not a request) is invalid: a server-side problem, never a 400."""
 
 
 class ArtifactError(RouterError):

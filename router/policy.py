@@ -9,8 +9,13 @@ cost plus the request's constraints, pick a model:
    :class:`NoEligibleModelError` with every model's reason.
 3. Target: ``min_quality`` if given, else the tier's target; in gap mode (``max_quality_gap``)
    the target is the best predicted quality among the survivors minus the gap.
-4. The cheapest model whose predicted quality meets the target wins (ties: higher quality).
-   If none meets it, the best predicted quality within the cap wins, and the decision says so.
+4. The cheapest model whose predicted quality meets the target wins (ties: higher quality,
+   then the model name). If none meets it, the best predicted quality within the cap wins
+   (ties: lower cost, then the name), and the decision says so.
+
+:func:`decide` applies the rules to one request and explains its choice; :func:`choose` applies
+the same rules to a whole matrix of requests x models at once (the evaluation's form), with
+:func:`eligibility` for step 1. A test holds the two equal on random inputs.
 """
 
 from __future__ import annotations
@@ -19,10 +24,27 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import InvalidRequestError, NoEligibleModelError
+import numpy as np
+
+from .errors import ConfigError, InvalidRequestError, NoEligibleModelError
 from .types import RoutingDecision, TaskPrediction
 
-__all__ = ["DEFAULT_TIERS", "PolicyConfig", "Constraints", "Candidate", "decide"]
+__all__ = [
+    "DEFAULT_TIERS",
+    "PolicyConfig",
+    "Constraints",
+    "Candidate",
+    "decide",
+    "resolve_target",
+    "eligibility",
+    "choose",
+    "NO_MODEL",
+]
+
+#: :func:`choose`'s answer for a request no model may serve (:func:`decide` raises instead).
+NO_MODEL = -1
+#: Slack in "predicted quality meets the target" (both forms).
+_EPS = 1e-12
 
 #: Default quality targets of the three tiers; the catalog's priors are scaled to them.
 DEFAULT_TIERS: Mapping[str, float] = {"budget": 0.70, "balanced": 0.80, "quality": 0.88}
@@ -37,12 +59,12 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         if not self.tiers:
-            raise InvalidRequestError("policy needs at least one tier")
+            raise ConfigError("policy needs at least one tier")
         for name, target in self.tiers.items():
-            if not isinstance(target, (int, float)) or not 0.0 <= target <= 1.0:
-                raise InvalidRequestError(f"tier {name!r} target must be in [0, 1], got {target!r}")
+            if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 <= target <= 1.0:
+                raise ConfigError(f"tier {name!r} target must be in [0, 1], got {target!r}")
         if self.default_tier not in self.tiers:
-            raise InvalidRequestError(
+            raise ConfigError(
                 f"default tier {self.default_tier!r} is not one of {sorted(self.tiers)}"
             )
 
@@ -98,12 +120,15 @@ class Candidate:
     vision: bool = False
 
 
-def _target(config: PolicyConfig, c: Constraints) -> tuple[float, str | None]:
+def resolve_target(config: PolicyConfig, c: Constraints) -> tuple[float, str | None]:
+    """The quality target and tier of a request: ``min_quality`` if given, else its tier's
+    target (the default tier when it names none). Raises :class:`InvalidRequestError` for a
+    tier the policy does not know (the one place that rule lives)."""
+    if c.tier is not None and c.tier not in config.tiers:
+        raise InvalidRequestError(f"unknown tier {c.tier!r}; known: {sorted(config.tiers)}")
     if c.min_quality is not None:
         return float(c.min_quality), c.tier
     tier = c.tier if c.tier is not None else config.default_tier
-    if tier not in config.tiers:
-        raise InvalidRequestError(f"unknown tier {tier!r}; known: {sorted(config.tiers)}")
     return float(config.tiers[tier]), tier
 
 
@@ -114,7 +139,7 @@ def decide(
     config: PolicyConfig,
 ) -> RoutingDecision:
     """Pick one model for one request; see the module docstring for the rules."""
-    target, tier = _target(config, constraints)
+    target, tier = resolve_target(config, constraints)
     excluded: dict[str, str] = {}
     eligible: list[Candidate] = []
     for cand in candidates:
@@ -151,7 +176,7 @@ def decide(
     else:
         meet_rule = "cheapest_meeting_target"
         meet_reason = f"cheapest model with predicted quality >= {target:.3f}"
-    meeting = [c for c in by_cost if c.quality >= target - 1e-12]
+    meeting = [c for c in by_cost if c.quality >= target - _EPS]
     if meeting:
         chosen, rule, reason = meeting[0], meet_rule, meet_reason
     else:
@@ -179,3 +204,77 @@ def decide(
         excluded=excluded,
         prompt_tokens=int(constraints.prompt_tokens),
     )
+
+
+def eligibility(
+    prompt_tokens: np.ndarray,
+    context_window: np.ndarray,
+    max_output_tokens: np.ndarray,
+    *,
+    max_tokens: int | None = None,
+    require_vision: np.ndarray | None = None,
+    vision: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+) -> np.ndarray:
+    """Step 1 of the rules for n requests x m models -> bool array (n, m).
+
+    ``prompt_tokens``, ``require_vision``: arrays (n,); ``context_window``,
+    ``max_output_tokens``, ``vision``, ``excluded``: arrays (m,) (``excluded``: bool, the
+    caller's exclusions). Same filter as :func:`decide`."""
+    prompt_tokens = np.asarray(prompt_tokens, dtype=np.int64)
+    context_window = np.asarray(context_window, dtype=np.int64)
+    out_tokens = (np.minimum(int(max_tokens), np.asarray(max_output_tokens, dtype=np.int64))
+                  if max_tokens else np.zeros_like(context_window))
+    ok = prompt_tokens[:, None] + out_tokens[None, :] <= context_window[None, :]
+    if require_vision is not None and vision is not None:
+        ok &= ~(np.asarray(require_vision, bool)[:, None] & ~np.asarray(vision, bool)[None, :])
+    if excluded is not None:
+        ok &= ~np.asarray(excluded, bool)[None, :]
+    return ok
+
+
+def choose(
+    quality: np.ndarray,
+    cost: np.ndarray,
+    models: Sequence[str],
+    *,
+    target: float | np.ndarray | None = None,
+    gap: float | np.ndarray | None = None,
+    eligible: np.ndarray | None = None,
+    max_cost: float | np.ndarray | None = None,
+) -> np.ndarray:
+    """The rules of :func:`decide` for n requests at once -> int array (n,) of column indices.
+
+    ``quality``, ``cost``: arrays (n, m) of predicted quality and expected cost; ``models``: the
+    m column names (the last tie-break). Exactly one of ``target`` (a quality target, as
+    ``min_quality`` or a tier's) and ``gap`` (``max_quality_gap``): a scalar or array (n,).
+    ``eligible``: bool (n, m) from :func:`eligibility` (default: all); ``max_cost``: the cap,
+    scalar or (n,). A request with no model eligible within the cap gets :data:`NO_MODEL`."""
+    q = np.asarray(quality, dtype=float)
+    c = np.asarray(cost, dtype=float)
+    if q.ndim != 2 or q.shape != c.shape or q.shape[1] != len(models):
+        raise ValueError(f"quality {q.shape} and cost {c.shape} must be (n, {len(models)})")
+    if (target is None) == (gap is None):
+        raise ValueError("give exactly one of target and gap")
+    n, m = q.shape
+    ok = np.ones((n, m), bool) if eligible is None else np.asarray(eligible, bool).copy()
+    if max_cost is not None:
+        ok &= c <= np.broadcast_to(np.asarray(max_cost, dtype=float), (n,))[:, None]
+    if gap is not None:
+        best = np.where(ok, q, -np.inf).max(1) if m else np.full(n, -np.inf)
+        goal = best - np.broadcast_to(np.asarray(gap, dtype=float), (n,))
+    else:
+        goal = np.broadcast_to(np.asarray(target, dtype=float), (n,))
+    name_rank = np.broadcast_to(np.argsort(np.argsort(np.asarray(models, dtype=object))), (n, m))
+    rows = np.arange(n)
+    # cheapest meeting the target: order by (cost, -quality, name); np.lexsort's last key is primary
+    by_cost = np.lexsort((name_rank, -q, c), axis=1)
+    meets = ok & (q >= goal[:, None] - _EPS)
+    meets_sorted = np.take_along_axis(meets, by_cost, 1)
+    cheapest = by_cost[rows, meets_sorted.argmax(1)] if m else np.zeros(n, int)
+    # none meets it: the best quality within the cap, by (-quality, cost, name)
+    by_quality = np.lexsort((name_rank, c, -q), axis=1)
+    ok_sorted = np.take_along_axis(ok, by_quality, 1)
+    best_q = by_quality[rows, ok_sorted.argmax(1)] if m else np.zeros(n, int)
+    out = np.where(meets.any(1), cheapest, best_q)
+    return np.where(ok.any(1), out, NO_MODEL).astype(np.int64)

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .catalog.model_catalog import ModelCatalog
-from .policy import Candidate, Constraints, PolicyConfig, decide
+from .errors import InvalidRequestError
+from .persistence.artifact import RouterParts, load_router, save_router
+from .policy import Candidate, Constraints, PolicyConfig, decide, resolve_target
 from .predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
-from .text.request import ParsedRequest, Prompt, parse_request
+from .tasks.base import TaskClassifier
 from .tasks.taxonomy import RegexTaskClassifier
+from .text.request import ParsedRequest, Prompt, parse_request
 from .text.views import CONTEXT_MARK
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
 
 __all__ = ["Router", "TaskClassifier"]
-
-
-class TaskClassifier(Protocol):
-    def predict(self, texts: Sequence[str]) -> list[TaskPrediction]:
-        """n texts -> n task predictions."""
-        ...
 
 
 def _vision(tp: TaskPrediction) -> TaskPrediction:
@@ -70,9 +67,9 @@ class Router:
     @classmethod
     def load(cls, path_or_uri: str | Path) -> "Router":
         """Load a router saved with :meth:`save` (a folder) or a registry URI (``models:/``, ``runs:/``)."""
-        from .persistence.artifact import load_router
-
-        return load_router(path_or_uri)
+        parts = load_router(path_or_uri)
+        return cls(parts.catalog, classifier=parts.classifier, quality_model=parts.quality_model,
+                   cost_model=parts.cost_model, policy=parts.policy, context_turns=parts.context_turns)
 
     @classmethod
     def from_config(cls, router: str | Path | None = None, **kwargs: Any) -> "Router":
@@ -85,9 +82,12 @@ class Router:
 
     def save(self, path: str | Path) -> Path:
         """Write this router to a new folder ``path`` (atomically); returns the path."""
-        from .persistence.artifact import save_router
+        return save_router(self.parts(), path)
 
-        return save_router(self, path)
+    def parts(self) -> RouterParts:
+        """The catalog, collaborators and settings this router is built from."""
+        return RouterParts(self.catalog, classifier=self.classifier, quality_model=self.quality_model,
+                           cost_model=self.cost_model, policy=self.policy, context_turns=self.context_turns)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -98,7 +98,7 @@ class Router:
         """The last user turn, followed by up to ``context_turns`` earlier turns (newest first,
         each cut to 300 characters) and the system prompt. The current turn comes first so
         it survives the embedder's truncation; the context lets "now make it faster" after a
-        coding turn stay ``code``. :data:`~router.text_views.CONTEXT_MARK` separates the two."""
+        coding turn stay ``code``. :data:`~router.text.views.CONTEXT_MARK` separates the two."""
         if self.context_turns <= 0 or not req.context:
             return req.text
         system = [t for role, t in req.context if role in ("system", "developer") and t.strip()]
@@ -123,16 +123,8 @@ class Router:
         texts = [self._text_for_classifier(r) for r in reqs]
         if not texts:
             return None, []
-        X = None
-        predict_features = getattr(self.classifier, "predict_features", None)
-        embedder = getattr(self.classifier, "embedder", None)
-        if callable(predict_features) and embedder is not None:
-            from .tasks.classifier import featurize
-
-            X = featurize(embedder, texts)
-            preds = predict_features(X, texts)
-        else:
-            preds = self.classifier.predict(texts)
+        X = self.classifier.featurize(texts)
+        preds = self.classifier.predict_features(X, texts)
         return X, [_vision(p) if r.has_images else p for p, r in zip(preds, reqs)]
 
     def classify(self, prompts: Sequence[Prompt] | Prompt) -> list[TaskPrediction]:
@@ -155,6 +147,22 @@ class Router:
     def predict(self, prompts: Sequence[Prompt] | Prompt) -> QualityEstimate:
         """Predicted quality and expected cost, arrays (n, m) with m = ``self.models``."""
         return self._estimate([parse_request(p) for p in _as_batch(prompts)])
+
+    def check_constraints(
+        self,
+        *,
+        tier: str | None = None,
+        min_quality: float | None = None,
+        max_cost: float | None = None,
+        max_quality_gap: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        """Raise :class:`~router.errors.InvalidRequestError` naming the first invalid constraint
+        (an unknown tier, a quality outside [0, 1], a negative cap, a non-positive max_tokens):
+        the policy's own checks, without any model work. Callers that validate a request before
+        routing it (the client, the gateway) use this rather than their own copy of the rules."""
+        resolve_target(self.policy, Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
+                                                max_quality_gap=max_quality_gap, max_tokens=max_tokens))
 
     def route(
         self,
@@ -186,13 +194,8 @@ class Router:
     ) -> list[RoutingDecision]:
         """Route a batch (embedding and prediction are batched)."""
         excluded = frozenset(self.catalog.resolve(m) for m in exclude)
-        # Validate the constraints once, before any model work.
-        Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
-                    max_quality_gap=max_quality_gap, max_tokens=max_tokens)
-        if tier is not None and tier not in self.policy.tiers:
-            from .errors import InvalidRequestError
-
-            raise InvalidRequestError(f"unknown tier {tier!r}; known: {sorted(self.policy.tiers)}")
+        self.check_constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
+                               max_quality_gap=max_quality_gap, max_tokens=max_tokens)
         reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
         est = self._estimate(reqs, max_tokens)
         specs = [self.catalog[m] for m in est.models]
@@ -216,8 +219,6 @@ class Router:
 
 def _as_batch(prompts: Any, single_ok: bool = True) -> list[Prompt]:
     """A list of prompts; a single string or single message list becomes a batch of one."""
-    from .errors import InvalidRequestError
-
     if isinstance(prompts, str):
         if single_ok:
             return [prompts]

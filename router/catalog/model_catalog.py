@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import CatalogError, UnknownModelError
 from ..tasks.taxonomy import TASK_TYPES, TEXT_TASK_TYPES
+from ..config import default_catalog_path
 
 __all__ = ["CAPABILITIES", "KNOWN_PARAMS", "Pricing", "Provider", "ModelSpec", "ModelCatalog"]
 
@@ -317,8 +318,6 @@ class ModelCatalog:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "ModelCatalog":
         """Load and validate a YAML/JSON catalog; the default is ``router/catalog/default.yaml``."""
-        from ..config import default_catalog_path
-
         p = Path(path) if path is not None else default_catalog_path()
         try:
             text = p.read_text(encoding="utf-8")

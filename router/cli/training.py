@@ -104,7 +104,7 @@ def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
 
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
     from ..errors import DataError
-    from ..embedders.core import make_embedder, with_cache
+    from ..embedders import make_embedder, with_cache
     from ..training.embedding import featurize_with_progress
 
     from ..training.data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled

@@ -6,7 +6,7 @@ exporter, dynamic batch and sequence axes) and quantised with
 ``onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8)``; the result is
 cached on disk (written atomically) and later instances only load it. Tokenisation (the model's
 fast tokenizer), mean pooling over the attention mask and L2 normalisation follow the
-sentence-transformers pipeline, so the vectors match :class:`~router.embeddings.SentenceTransformerEmbedder`
+sentence-transformers pipeline, so the vectors match :class:`~router.embedders.SentenceTransformerEmbedder`
 closely (cosine ~0.99 for int8, ~1.0 for fp32) at about a tenth of the cost per prompt.
 
 Exporting needs ``torch``, ``transformers`` and ``onnx``; running a cached model needs only
@@ -28,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from .core import _CLIP_VERSION, DEFAULT_EMBEDDER, _minilm_path, clip_text
+from ..config import default_cache_path
 from ..errors import ArtifactError
+from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text
+from .minilm import minilm_path
+import importlib
+import logging
 
 __all__ = ["OnnxMiniLMEmbedder"]
 
@@ -40,8 +44,6 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _require(module: str, package: str, purpose: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -85,7 +87,7 @@ class OnnxMiniLMEmbedder:
     @property
     def name(self) -> str:
         kind = "int8" if self.quantize else "fp32"
-        return f"onnx-{kind}:{self.model}|{_CLIP_VERSION}"
+        return f"onnx-{kind}:{self.model}|{CLIP_VERSION}"
 
     def to_config(self) -> dict[str, Any]:
         return {"type": "onnx", "model": self.model, "quantize": self.quantize}
@@ -97,7 +99,7 @@ class OnnxMiniLMEmbedder:
         if self._source is None:
             src = self.model
             if src in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
-                src = _minilm_path() or src
+                src = minilm_path() or src
             path = Path(src).expanduser()
             if not path.is_dir():
                 path = self._from_hub(src)
@@ -146,8 +148,6 @@ class OnnxMiniLMEmbedder:
     def _cache_root(self) -> Path:
         if self.cache_dir is not None:
             return self.cache_dir
-        from ..config import default_cache_path
-
         return default_cache_path().parent / "onnx"
 
     def model_file(self) -> Path:
@@ -215,8 +215,6 @@ class OnnxMiniLMEmbedder:
                                         "(pip install onnxruntime)") from None
                 result = tmp / "model.int8.onnx"
                 try:
-                    import logging
-
                     quiet = logging.getLogger()
                     level = quiet.level
                     quiet.setLevel(max(level, logging.ERROR))  # "consider pre-processing" warning

@@ -1,5 +1,9 @@
 """Save and load a router folder: ``router.json`` (config, catalog, versions) + component files.
 
+This module deals in :class:`RouterParts` (catalog, policy, collaborators), never in the
+:class:`~router.routing.Router` itself: ``Router.save``/``Router.load`` convert, so the
+dependency runs one way (routing -> persistence).
+
 A folder is written to a temporary sibling and renamed into place, so a failed save leaves
 nothing half-written. Loading checks the format version and the versions of the libraries
 that pickled any component, and raises :class:`ArtifactError` naming what it cannot read.
@@ -7,47 +11,75 @@ that pickled any component, and raises :class:`ArtifactError` naming what it can
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
+from importlib.metadata import PackageNotFoundError, version
 
 from ..catalog.model_catalog import ModelCatalog
-from ..errors import ArtifactError, CatalogError
+from ..errors import ArtifactError, CatalogError, ConfigError
 from ..policy import PolicyConfig
-from ..predictors.priors import CatalogCostModel, PriorQualityModel
+from ..predictors.learned import load_cost_model, load_quality_model
+from ..predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
+from ..tasks.base import TaskClassifier
+from ..tasks.classifier import load_classifier
 from ..tasks.taxonomy import RegexTaskClassifier
+from .registry import download_router
 
-if TYPE_CHECKING:
-    from ..routing import Router
-
-__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "save_router", "load_router", "library_versions"]
+__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "RouterParts", "save_router", "load_router", "library_versions"]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "router.json"
 
-# (role, type) -> "module:attr" of a loader ``f(config, folder, catalog) -> component``.
-# Strings, so learned components import their heavy dependencies only when loaded.
-_LOADERS: dict[tuple[str, str], str | Callable[..., Any]] = {
+
+@dataclass(frozen=True)
+class RouterParts:
+    """What a router folder holds: everything a :class:`~router.routing.Router` is built from."""
+
+    catalog: ModelCatalog
+    classifier: TaskClassifier
+    quality_model: QualityModel
+    cost_model: CostModel
+    policy: PolicyConfig
+    context_turns: int = 0
+
+
+@runtime_checkable
+class _Configured(Protocol):
+    """A component described by its settings alone (the regex, the catalog priors)."""
+
+    def to_config(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class _Stateful(Protocol):
+    """A component with fitted state: writes its files into ``folder``, returns its config."""
+
+    def save_state(self, folder: Path) -> dict[str, Any]: ...
+
+
+# (role, type) -> loader ``f(config, folder, catalog) -> component``. The learned loaders
+# import their heavy libraries (joblib, scikit-learn, the embedder's) only when called.
+_Loader = Callable[[dict[str, Any], Path, ModelCatalog], Any]
+_LOADERS: dict[tuple[str, str], _Loader] = {
     ("classifier", "regex"): lambda cfg, folder, catalog: RegexTaskClassifier(),
     ("quality", "prior"): lambda cfg, folder, catalog: PriorQualityModel(catalog),
     ("cost", "catalog"): lambda cfg, folder, catalog: CatalogCostModel(catalog, cfg.get("output_tokens")),
-    ("classifier", "learned"): "router.tasks.classifier:load_classifier",
-    ("quality", "learned"): "router.predictors.learned:load_quality_model",
-    ("cost", "learned"): "router.predictors.learned:load_cost_model",
+    ("classifier", "learned"): load_classifier,
+    ("quality", "learned"): load_quality_model,
+    ("cost", "learned"): load_cost_model,
 }
 # Libraries whose pickles a component may hold: their major.minor must match to load.
 _PICKLE_LIBS = ("scikit-learn", "numpy", "joblib")
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for dist in ("learned-llm-router", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch"):
         try:
@@ -57,18 +89,16 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _component_config(component: Any, folder: Path, role: str) -> dict[str, Any]:
-    save_state = getattr(component, "save_state", None)
-    if callable(save_state):
-        return dict(save_state(folder / role))
-    to_config = getattr(component, "to_config", None)
-    if callable(to_config):
-        return dict(to_config())
+def _component_config(component: object, folder: Path, role: str) -> dict[str, Any]:
+    if isinstance(component, _Stateful):
+        return dict(component.save_state(folder / role))
+    if isinstance(component, _Configured):
+        return dict(component.to_config())
     raise ArtifactError(f"{role} {type(component).__name__} cannot be saved (no to_config/save_state)")
 
 
-def save_router(router: "Router", path: str | Path) -> Path:
-    """Write ``router`` to the folder ``path``, replacing an existing router folder there."""
+def save_router(router: RouterParts, path: str | Path) -> Path:
+    """Write ``router``'s parts to the folder ``path``, replacing an existing router folder there."""
     dest = Path(path)
     if dest.exists() and not (dest / CONFIG_NAME).exists() and any(dest.iterdir()):
         raise ArtifactError(f"{dest} exists and is not a router folder; refusing to overwrite it")
@@ -103,15 +133,12 @@ def save_router(router: "Router", path: str | Path) -> Path:
     return dest
 
 
-def _resolve_loader(role: str, kind: str, folder: Path) -> Callable[..., Any]:
+def _resolve_loader(role: str, kind: str, folder: Path) -> _Loader:
     target = _LOADERS.get((role, kind))
     if target is None:
         known = sorted(k for r, k in _LOADERS if r == role)
         raise ArtifactError(f"{folder / CONFIG_NAME}: unknown {role} type {kind!r}; this version knows {known}")
-    if callable(target):
-        return target
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return target
 
 
 def _check_versions(created: Mapping[str, str], folder: Path, pickled: bool) -> None:
@@ -127,13 +154,10 @@ def _check_versions(created: Mapping[str, str], folder: Path, pickled: bool) -> 
             )
 
 
-def load_router(path_or_uri: str | Path) -> "Router":
-    from ..routing import Router
-
+def load_router(path_or_uri: str | Path) -> RouterParts:
+    """The parts of the router saved at ``path_or_uri`` (a folder, or a ``models:/``/``runs:/`` URI)."""
     text = str(path_or_uri)
     if text.startswith(("models:/", "runs:/")):
-        from .registry import download_router
-
         folder = download_router(text)
     else:
         folder = Path(path_or_uri)
@@ -177,11 +201,15 @@ def load_router(path_or_uri: str | Path) -> "Router":
             raise
         except Exception as exc:
             raise ArtifactError(f"{folder / role}: cannot load {role} ({type(exc).__name__}: {exc})") from None
-    return Router(
+    try:
+        policy = PolicyConfig.from_dict(config["policy"])
+    except ConfigError as exc:
+        raise ArtifactError(f"{cfg_path}: invalid policy: {exc}") from None
+    return RouterParts(
         catalog,
         classifier=parts["classifier"],
         quality_model=parts["quality"],
         cost_model=parts["cost"],
-        policy=PolicyConfig.from_dict(config["policy"]),
+        policy=policy,
         context_turns=int(config.get("context_turns", 0)),
     )

@@ -57,7 +57,7 @@ def whole_text_features(X: np.ndarray, views: int = 0) -> np.ndarray:
     """Drop the view embeddings from a classifier feature matrix.
 
     ``X``: array (n, e * (1 + views) + f) laid out [whole text, view 1, ..., hand features]
-    (:class:`router.text_views.ViewsEmbedder`) -> array (n, e + f). The views help the task
+    (:class:`router.embedders.ViewsEmbedder`) -> array (n, e + f). The views help the task
     classifier; the quality heads did slightly better without them (BENCHMARKS.md)."""
     if views <= 0:
         return X

@@ -5,6 +5,8 @@ low-confidence fallback.
   ``[embedding, prompt_features]`` (array (n, d + f)); its ``classes_`` are task names.
 * ``complexity_head``: optional fitted regressor on the same features -> score in [0, 1].
 * ``threshold``: below this top probability the regex answers (``source="regex"``).
+* ``layout``: the :class:`~router.tasks.layout.FeatureLayout` of the matrix (default: inferred
+  from the head's ``n_features_in_`` and the embedder's views); saved and checked at load.
 
 Saved as ``classifier/config.json`` + ``head.joblib`` (+ ``complexity.joblib``).
 """
@@ -14,18 +16,34 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..persistence.pickles import dump_pickle, load_pickle
-from ..embedders.core import Embedder, make_embedder
+from ..embedders import Embedder, ViewsEmbedder, make_embedder
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES, prompt_features
+from .layout import FeatureLayout
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
 from ..types import TaskPrediction
 
-__all__ = ["LearnedTaskClassifier", "load_classifier", "featurize"]
+__all__ = ["LearnedTaskClassifier", "ProbabilisticHead", "RegressorHead", "load_classifier", "featurize"]
+
+
+@runtime_checkable
+class ProbabilisticHead(Protocol):
+    """A fitted scikit-learn-style classifier: ``classes_`` (k,), ``predict_proba``: (n, d) -> (n, k)."""
+
+    classes_: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class RegressorHead(Protocol):
+    """A fitted scikit-learn-style regressor: ``predict``: (n, d) -> (n,)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 def featurize(embedder: Embedder, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -42,12 +60,13 @@ class LearnedTaskClassifier:
     def __init__(
         self,
         embedder: Embedder,
-        head: Any,
+        head: ProbabilisticHead,
         *,
         threshold: float = 0.0,
-        complexity_head: Any = None,
+        complexity_head: RegressorHead | None = None,
         fallback: RegexTaskClassifier | None = None,
         metadata: dict[str, Any] | None = None,
+        layout: FeatureLayout | None = None,
     ):
         self.embedder = embedder
         self.head = head
@@ -55,6 +74,14 @@ class LearnedTaskClassifier:
         self.complexity_head = complexity_head
         self.fallback = fallback if fallback is not None else RegexTaskClassifier()
         self.metadata = dict(metadata or {})
+        n_in = getattr(head, "n_features_in_", None)  # scikit-learn's declared fitted attribute
+        if layout is None:
+            if n_in is None:
+                raise ValueError("head has no n_features_in_: pass the feature layout")
+            layout = FeatureLayout.infer(embedder, int(n_in))
+        elif n_in is not None and int(n_in) != layout.width:
+            raise ArtifactError(f"head reads {n_in} features; the layout {layout.describe()} has {layout.width}")
+        self.layout = layout
 
     @property
     def classes(self) -> list[str]:
@@ -64,6 +91,7 @@ class LearnedTaskClassifier:
         """Predictions from a precomputed feature matrix X (n, d + f) for ``texts``."""
         if len(texts) == 0:
             return []
+        self.layout.check(X)
         proba = self.head.predict_proba(X)
         classes = self.classes
         if self.complexity_head is not None:
@@ -88,12 +116,16 @@ class LearnedTaskClassifier:
                                           complexity_score=round(score, 4), probabilities=probs))
         return out
 
+    def featurize(self, texts: Sequence[str]) -> np.ndarray:
+        """n texts -> the feature matrix (n, d + f) the heads (and learned predictors) read."""
+        return featurize(self.embedder, texts)
+
     def predict(self, texts: Sequence[str]) -> list[TaskPrediction]:
         """n texts -> n predictions (learned, or regex below the threshold)."""
         texts = list(texts)
         if not texts:
             return []
-        return self.predict_features(featurize(self.embedder, texts), texts)
+        return self.predict_features(self.featurize(texts), texts)
 
     # -- persistence ----------------------------------------------------------------------
     def save_state(self, folder: Path) -> dict[str, Any]:
@@ -104,6 +136,7 @@ class LearnedTaskClassifier:
             "type": self.kind,
             "embedder": self.embedder.to_config(),
             "features": list(FEATURE_NAMES),
+            "layout": self.layout.to_dict(),
             "threshold": self.threshold,
             "classes": self.classes,
             "files": files,
@@ -113,7 +146,7 @@ class LearnedTaskClassifier:
         return config
 
 
-def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
+def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None,
                     embedder: Embedder | None = None) -> LearnedTaskClassifier:
     """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``."""
     if list(config.get("features", [])) != list(FEATURE_NAMES):
@@ -124,13 +157,26 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: Any = None,
         raise ArtifactError(f"{folder}: head predicts unknown task(s) {sorted(unknown)}")
 
     head = load_pickle(folder / "head.joblib")
-    if not hasattr(head, "predict_proba") or [str(c) for c in head.classes_] != list(config["classes"]):
+    if not isinstance(head, ProbabilisticHead) or [str(c) for c in head.classes_] != list(config["classes"]):
         raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
     complexity = load_pickle(folder / "complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
+    embedder = embedder if embedder is not None else make_embedder(config["embedder"])
+    where = f"{folder / 'config.json'}"
+    # folders saved before the layout was recorded: infer it from the head, as training did
+    layout = (FeatureLayout.from_dict(config["layout"], where) if "layout" in config
+              else FeatureLayout.infer(embedder, int(getattr(head, "n_features_in_", 0))))
+    if layout.hand_features != FEATURE_NAMES:
+        raise ArtifactError(f"{where}: saved with hand features {list(layout.hand_features)}, "
+                            f"this version computes {list(FEATURE_NAMES)}; retrain the router")
+    views = embedder.views if isinstance(embedder, ViewsEmbedder) else ()
+    if layout.views != tuple(views):
+        raise ArtifactError(f"{where}: the layout {layout.describe()} has views {list(layout.views)}, "
+                            f"its embedder {list(views)}")
     return LearnedTaskClassifier(
-        embedder if embedder is not None else make_embedder(config["embedder"]),
+        embedder,
         head,
         threshold=float(config.get("threshold", 0.0)),
         complexity_head=complexity,
         metadata=config.get("metadata"),
+        layout=layout,
     )

@@ -135,6 +135,14 @@ class RegexTaskClassifier:
     def to_config(self) -> dict[str, str]:
         return {"type": "regex"}
 
+    def featurize(self, texts: Sequence[str]) -> None:
+        """The regex reads the text alone: no feature matrix."""
+        return None
+
+    def predict_features(self, X: None, texts: Sequence[str]) -> list[TaskPrediction]:
+        """Same as :meth:`predict` (``X`` is ``featurize``'s ``None``)."""
+        return self.predict(texts)
+
     def predict(self, texts: Sequence[str]) -> list[TaskPrediction]:
         """``texts``: n strings -> n :class:`TaskPrediction`."""
         out = []

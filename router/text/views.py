@@ -5,20 +5,15 @@ given movie." / "...Summarize this for my manager."), while the whole text is do
 material it comes with (the movie title, a pasted article, code). Embedding those views next to
 the whole prompt lifted leave-source-out task accuracy from 0.82 to 0.87 (BENCHMARKS.md).
 
-:class:`ViewsEmbedder` wraps any embedder: ``encode(texts)`` -> array (n, dim * (1 + len(views)))
-= [whole text, view 1, view 2, ...]. All texts and views of a call go to the inner embedder in
-one deduplicated batch, so a one-sentence prompt costs one embedding, not three.
+:class:`router.embedders.ViewsEmbedder` embeds the views named here next to the whole text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import numpy as np
-
-__all__ = ["VIEWS", "DEFAULT_VIEWS", "CONTEXT_MARK", "own_text", "sentences", "text_view", "ViewsEmbedder"]
+__all__ = ["VIEWS", "DEFAULT_VIEWS", "CONTEXT_MARK", "own_text", "sentences", "text_view"]
 
 #: Put by the Router between a request's own text and the conversation context appended after
 #: it (U+2063 INVISIBLE SEPARATOR). Views read only the part before it, so the last sentence of
@@ -59,32 +54,3 @@ def text_view(name: str, text: str) -> str:
         return VIEWS[name](text)
     except KeyError:
         raise ValueError(f"unknown text view {name!r}; choose from {sorted(VIEWS)}") from None
-
-
-class ViewsEmbedder:
-    """``inner``'s embedding of each text next to its embeddings of the named views."""
-
-    def __init__(self, inner: Any, views: Sequence[str] = DEFAULT_VIEWS):
-        unknown = [v for v in views if v not in VIEWS]
-        if unknown:
-            raise ValueError(f"unknown text views {unknown}; choose from {sorted(VIEWS)}")
-        self.inner = inner
-        self.views = tuple(views)
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name}@{','.join(self.views)}"
-
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        texts = list(texts)
-        columns = [texts] + [[text_view(v, t) for t in texts] for v in self.views]
-        unique = list(dict.fromkeys(s for col in columns for s in col))
-        vecs = self.inner.encode(unique, show_progress=show_progress)
-        if not texts:
-            dim = vecs.shape[1] if vecs.ndim == 2 else 0
-            return np.zeros((0, dim * len(columns)), dtype=np.float32)
-        row = {s: i for i, s in enumerate(unique)}
-        return np.hstack([vecs[[row[s] for s in col]] for col in columns]).astype(np.float32)
-
-    def to_config(self) -> dict[str, Any]:
-        return {"type": "views", "views": list(self.views), "inner": self.inner.to_config()}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..embedders.core import Embedder
+from ..embedders import Embedder
 from ..progress import ProgressLike, in_chunks
 from ..tasks.classifier import featurize
 

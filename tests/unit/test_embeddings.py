@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from router.embedders.core import CachedEmbedder, ConcatEmbedder, HashingEmbedder, clip_text, make_embedder
+from router.embedders import CachedEmbedder, ConcatEmbedder, HashingEmbedder, clip_text, make_embedder
 
 
 class Counting:

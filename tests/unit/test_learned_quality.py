@@ -6,7 +6,7 @@ import pytest
 
 from router import ModelCatalog, Router
 from router.tasks.classifier import featurize
-from router.embedders.core import HashingEmbedder
+from router.embedders import HashingEmbedder
 from router.errors import ArtifactError
 from router.text.features import FEATURE_NAMES
 from router.predictors.learned import (
@@ -17,7 +17,7 @@ from router.predictors.learned import (
     whole_text_features,
 )
 from router.text.request import estimate_tokens
-from router.text.views import ViewsEmbedder
+from router.embedders import ViewsEmbedder
 from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.quality import build_cost_model, build_quality_model
 from router.training.fit.tasks import fit_task_classifier

@@ -1,6 +1,6 @@
 import pytest
 
-from router import InvalidRequestError, NoEligibleModelError, PolicyConfig
+from router import ConfigError, InvalidRequestError, NoEligibleModelError, PolicyConfig
 from router.policy import Candidate, Constraints, decide
 from router.types import TaskPrediction
 
@@ -108,7 +108,26 @@ def test_invalid_constraints(kwargs):
 def test_unknown_tier_and_bad_config():
     with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
         decide(TASK, THREE, Constraints(tier="gold"), CFG)
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(ConfigError, match="tier 'a' target"):
         PolicyConfig(tiers={"a": 1.2}, default_tier="a")
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(ConfigError, match="default tier 'b'"):
         PolicyConfig(tiers={"a": 0.5}, default_tier="b")
+    assert not issubclass(ConfigError, InvalidRequestError)  # a misconfiguration is not a bad request
+
+
+def test_unknown_tier_is_refused_even_with_min_quality():
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        decide(TASK, THREE, Constraints(tier="gold", min_quality=0.5), CFG)
+
+
+def test_router_checks_constraints_with_the_policy_rules():
+    from router import Router
+
+    r = Router.default()
+    r.check_constraints(tier="budget", min_quality=0.5, max_tokens=10)
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        r.check_constraints(tier="gold")
+    with pytest.raises(InvalidRequestError, match="max_tokens must be a positive integer"):
+        r.check_constraints(max_tokens=0)
+    with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
+        r.route("hi", tier="gold", min_quality=0.3)

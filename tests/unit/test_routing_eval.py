@@ -22,6 +22,17 @@ def test_threshold_and_gap_pick_the_cheapest_model_good_enough():
     assert route_gap(q, c, 1.0).tolist() == [0, 0]
 
 
+def test_the_sweep_breaks_ties_and_filters_like_the_router():
+    # equal cost: the higher predicted quality wins, then the model name (router.policy.decide)
+    q = np.array([[0.8, 0.9, 0.9]])
+    c = np.array([[1.0, 1.0, 1.0]])
+    assert route_threshold(q, c, 0.5, ["a", "c", "b"]).tolist() == [2]
+    assert route_gap(q, c, 0.5, ["a", "c", "b"]).tolist() == [2]
+    # an ineligible model (context window, vision) is never picked
+    assert route_threshold(q, c, 0.5, ["a", "c", "b"], np.array([[True, True, False]])).tolist() == [1]
+    assert route_threshold(q, c, 0.95, ["a", "c", "b"], np.array([[True, False, False]])).tolist() == [0]
+
+
 def _matrix():
     # 4 prompts, a cheap model right on the first two, a dear one right on all but the last
     quality = np.array([[1, 1], [1, 1], [0, 1], [0, 0]], float)

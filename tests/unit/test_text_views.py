@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from router.embedders.core import CachedEmbedder, HashingEmbedder, make_embedder
+from router.embedders import CachedEmbedder, HashingEmbedder, make_embedder
 from router.errors import ArtifactError
-from router.text.views import ViewsEmbedder, sentences, text_view
+from router.embedders import ViewsEmbedder
+from router.text.views import sentences, text_view
 
 
 class Counting:
@@ -77,7 +78,7 @@ def test_cache_stores_the_inner_vectors_of_every_view(tmp_path):
 
 def test_views_read_the_request_text_not_the_appended_conversation():
     from router import ModelCatalog, Router
-    from router.embedders.core import clip_text
+    from router.embedders import clip_text
     from router.text.request import parse_request
     from router.text.views import CONTEXT_MARK
     from router.training.data.datasets import LabelledPrompt, LabelledSet

@@ -12,6 +12,7 @@ from ...errors import DataError
 
 from .jsonl import iter_objects
 from ...tasks.taxonomy import TEXT_TASK_TYPES
+import hashlib
 
 __all__ = [
     "LabelledPrompt",
@@ -73,8 +74,6 @@ class LabelledSet:
 
 
 def _file_hash(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -156,12 +155,17 @@ def default_overrides() -> dict[str, str]:
     return load_overrides(sorted((project_dir() / "data" / "label_review").glob("*.jsonl")))
 
 
-def default_task_files(shared: Path | None) -> list[Path]:
+def default_task_files(shared: Path | None, *, required: bool = False) -> list[Path]:
     """The project's own labelled prompts (``data/prompts/*.jsonl``), plus the shared labelled
-    files when ``../shared/data`` exists."""
-    own = sorted((project_dir() / "data" / "prompts").glob("*.jsonl"))
-    extra: Sequence[Path] = ()
-    if shared is not None and (shared / "prompts").is_dir():
-        extra = [p for p in (shared / "prompts" / "labelled_train.jsonl", shared / "prompts" / "labelled_pool.jsonl")
-                 if p.is_file()]
+    files when ``../shared/data`` exists. ``required``: raise :class:`DataError` naming the
+    places searched when there are none."""
+    own_dir = project_dir() / "data" / "prompts"
+    own = sorted(own_dir.glob("*.jsonl"))
+    shared_files = () if shared is None else (shared / "prompts" / "labelled_train.jsonl",
+                                              shared / "prompts" / "labelled_pool.jsonl")
+    extra = [p for p in shared_files if p.is_file()]
+    if required and not (own or extra):
+        searched = [f"{own_dir}/*.jsonl"] + [str(p) for p in shared_files]
+        raise DataError(f"no labelled prompts: none of {', '.join(searched)} exists; run in the project "
+                        "folder (or set ROUTER_PROJECT_DIR / ROUTER_SHARED_DATA) or pass the files")
     return [*extra, *own]

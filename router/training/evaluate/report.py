@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ...embedders.core import with_cache
+from ...embedders import with_cache
 from ...errors import DataError
+from ...policy import eligibility
 from ...progress import ProgressLike, as_progress, in_chunks
 from ...routing import Router
+from ...tasks.classifier import LearnedTaskClassifier
+from ...text.request import parse_request
 from ...types import QualityEstimate
 
 from ..embedding import featurize_with_progress
@@ -28,6 +31,7 @@ from .routing import (
     table_predictor,
     write_report,
 )
+from ...predictors.priors import CatalogCostModel
 
 __all__ = ["run_eval"]
 
@@ -113,17 +117,14 @@ def run_eval(
     # where the data has no cost for a model, price the call with the catalog (prompt tokens +
     # expected output), the same estimate the router sees
     no_cost = val.groupby("model").cost.apply(lambda c: c.isna().all())
-    from ...predictors.priors import CatalogCostModel
-
     catalog_cost = CatalogCostModel(router.catalog).predict_cost(
         [max(1, len(p) // 4) for p in test.prompts], est.tasks, models)
     for j, m in enumerate(models):
         if no_cost.get(m, False):
             test.cost[:, j] = catalog_cost[:, j]
     predictors = {"router": (est.quality[:, cols], est.cost[:, cols])}
-    embedder = getattr(router.classifier, "embedder", None)
-    if embedder is not None:
-        body = with_cache(embedder, cache)
+    if isinstance(router.classifier, LearnedTaskClassifier):
+        body = with_cache(router.classifier.embedder, cache)
         Xte = featurize_with_progress(body, test.prompts, say, f"embedding {len(test.prompts)} prompts for the baselines")
         te_tasks = [t.task for t in est.tasks]
         if trainm is None:  # same rows: fit each fold's baselines on the other folds
@@ -145,7 +146,16 @@ def run_eval(
     if pair is None:
         single_cost = test.cost.mean(0)
         pair = (models[int(np.argmax(single_cost))], models[int(np.argmin(single_cost))])
-    report = evaluate_routing(test, predictors, pair=tuple(pair))
+    # the models the router may pick per prompt (context window, vision), as it does when serving
+    specs = [router.catalog[m] for m in models]
+    ok = eligibility(np.array([parse_request(p).prompt_tokens for p in test.prompts]),
+                     np.array([s.context_window for s in specs]), np.array([s.max_output_tokens for s in specs]),
+                     require_vision=np.array([t.task == "vision" for t in est.tasks]),
+                     vision=np.array([s.vision for s in specs]))
+    unservable = ~ok.any(1)
+    ok[unservable] = True  # the router would refuse these; score them over every model
+    report = evaluate_routing(test, predictors, pair=tuple(pair), eligible=ok)
+    report["unservable_prompts"] = int(unservable.sum())
     report["router_path"] = str(router_path)
     report["outcome_files"] = [str(p) for p in outcome_files]
     report["validation_percent"] = validation_percent

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...policy import choose
 from .metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, upper_hull
 
 __all__ = [
@@ -84,26 +85,35 @@ def outcome_matrix(df: pd.DataFrame, models: Sequence[str] | None = None) -> Out
                          q.to_numpy(float), c.to_numpy(float))
 
 
-def route_threshold(pred_q: np.ndarray, pred_c: np.ndarray, target: float) -> np.ndarray:
-    """Per prompt: the cheapest model with predicted quality >= target, else the best predicted."""
-    meets = pred_q >= target - 1e-12
-    masked = np.where(meets, pred_c, np.inf)
-    cheapest = masked.argmin(1)
-    best = pred_q.argmax(1)
-    return np.where(meets.any(1), cheapest, best)
+def _names(models: Sequence[str] | None, m: int) -> Sequence[str]:
+    # without names, ties fall to the lower column (names that sort in column order)
+    return list(models) if models is not None else [f"{j:09d}" for j in range(m)]
 
 
-def route_gap(pred_q: np.ndarray, pred_c: np.ndarray, gap: float) -> np.ndarray:
-    """Per prompt: the cheapest model within ``gap`` of the best predicted quality."""
-    target = pred_q.max(1, keepdims=True) - gap
-    return np.where(pred_q >= target - 1e-12, pred_c, np.inf).argmin(1)
+def route_threshold(pred_q: np.ndarray, pred_c: np.ndarray, target: float,
+                    models: Sequence[str] | None = None, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Per prompt: the cheapest model with predicted quality >= target, else the best predicted
+    (:func:`router.policy.choose`, the router's own rules and tie-breaks). ``eligible``: bool
+    (p, m), see :func:`router.policy.eligibility`."""
+    return choose(pred_q, pred_c, _names(models, pred_q.shape[1]), target=target, eligible=eligible)
+
+
+def route_gap(pred_q: np.ndarray, pred_c: np.ndarray, gap: float,
+              models: Sequence[str] | None = None, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Per prompt: the cheapest model within ``gap`` of the best predicted quality
+    (:func:`router.policy.choose`)."""
+    return choose(pred_q, pred_c, _names(models, pred_q.shape[1]), gap=gap, eligible=eligible)
 
 
 def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
-                 knobs: Sequence[float] | None = None) -> list[dict[str, float]]:
+                 knobs: Sequence[float] | None = None, *, models: Sequence[str] | None = None,
+                 eligible: np.ndarray | None = None) -> list[dict[str, float]]:
     """Realised (mean cost, mean quality) at each knob value (default: a fixed grid plus the
-    quantiles of the predictions, so a router whose predictions cluster is still traced)."""
+    quantiles of the predictions, so a router whose predictions cluster is still traced).
+    ``eligible``: bool (p, m), every prompt with at least one eligible model."""
     rows = np.arange(len(true_q))
+    if eligible is not None and not np.asarray(eligible, bool).any(1).all():
+        raise ValueError("every prompt needs at least one eligible model")
     out = []
     if knobs is None:  # a fixed grid plus the predictions' own quantiles, so every regime is traced
         if mode == "threshold":
@@ -111,7 +121,10 @@ def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
         else:
             knobs = np.union1d(GAPS, np.quantile(pred_q.max(1, keepdims=True) - pred_q, np.linspace(0, 1, 101)))
     for k in knobs:
-        choice = route_threshold(pred_q, pred_c, k) if mode == "threshold" else route_gap(pred_q, pred_c, k)
+        if mode == "threshold":
+            choice = route_threshold(pred_q, pred_c, k, models, eligible)
+        else:
+            choice = route_gap(pred_q, pred_c, k, models, eligible)
         out.append({"knob": float(k), "cost": float(true_c[rows, choice].mean()),
                     "quality": float(true_q[rows, choice].mean())})
     return out
@@ -144,9 +157,12 @@ def evaluate_routing(
     *,
     pair: tuple[str, str] | None = None,
     seed: int = 0,
+    eligible: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The full report (see module docstring). ``predictors``: name -> (pred_q, pred_c), arrays
-    (p, m) aligned with ``data``. ``pair``: (strong, weak) model names for APGR/CPT."""
+    (p, m) aligned with ``data``. ``pair``: (strong, weak) model names for APGR/CPT.
+    ``eligible``: bool (p, m), the models the router may pick per prompt (context window,
+    vision; :func:`router.policy.eligibility`); default all."""
     tq, tc = data.quality, data.cost
     single = {m: {"cost": float(tc[:, j].mean()), "quality": float(tq[:, j].mean())}
               for j, m in enumerate(data.models)}
@@ -171,7 +187,7 @@ def evaluate_routing(
     for name, (pq, pc) in predictors.items():
         entry: dict[str, Any] = {}
         for mode in ("threshold", "gap"):
-            curve = router_curve(pq, pc, tq, tc, mode)
+            curve = router_curve(pq, pc, tq, tc, mode, models=data.models, eligible=eligible)
             pts = [(p["cost"], p["quality"]) for p in curve]
             match = cost_to_match(pts, best_q)
             entry[mode] = {

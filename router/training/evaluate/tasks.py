@@ -14,6 +14,7 @@ from ...tasks.taxonomy import RegexTaskClassifier
 
 from ..data.datasets import LabelledSet
 from ..fit.tasks import LosoResult, choose_threshold, leave_source_out, make_head
+from ...tasks.taxonomy import TEXT_TASK_TYPES
 
 __all__ = ["classification_metrics", "evaluate_heads", "plot_confusion"]
 
@@ -93,8 +94,6 @@ def evaluate_heads(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Leave-source-out evaluation of each (head name, params) on the feature matrix X (n, d)."""
-    from ...tasks.taxonomy import TEXT_TASK_TYPES
-
     say = progress or (lambda s: None)
     labels = list(TEXT_TASK_TYPES)
     report: dict[str, Any] = {"rows": len(ds), "collections": ds.collections(), "heads": {}}

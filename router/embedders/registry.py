@@ -1,0 +1,56 @@
+"""``make_embedder``: an embedder from a short name or the config dict ``to_config`` wrote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ArtifactError
+from .base import DEFAULT_EMBEDDER, Embedder
+from .compose import ConcatEmbedder, ViewsEmbedder
+from .hashing import HashingEmbedder
+from .minilm import SentenceTransformerEmbedder
+from .onnx import OnnxMiniLMEmbedder
+from .use import USEEmbedder
+
+__all__ = ["make_embedder"]
+
+
+def make_embedder(spec: str | dict[str, Any]) -> Embedder:
+    """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
+    ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
+    ``hashing``, ``minilm+use``, or a
+    sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
+    embedded next to the whole text (:class:`router.embedders.ViewsEmbedder`)."""
+    if isinstance(spec, dict):
+        kind = spec.get("type")
+        if kind == "sentence-transformers":
+            return SentenceTransformerEmbedder(spec.get("model", DEFAULT_EMBEDDER))
+        if kind == "use":
+            return USEEmbedder()
+        if kind == "onnx":
+            return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)))
+        if kind == "hashing":
+            return HashingEmbedder(int(spec.get("n_features", 1024)))
+        if kind == "concat":
+            return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
+        if kind == "views":
+            if "inner" not in spec:
+                raise ArtifactError("views embedder config lacks 'inner'")
+            try:
+                return ViewsEmbedder(make_embedder(spec["inner"]), spec.get("views", ()))
+            except ValueError as e:
+                raise ArtifactError(str(e)) from None
+        raise ArtifactError(f"unknown embedder type {kind!r}")
+    if spec.endswith("@views"):
+        return ViewsEmbedder(make_embedder(spec[: -len("@views")]))
+    if "+" in spec:
+        return ConcatEmbedder([make_embedder(s) for s in spec.split("+")])
+    if spec in ("minilm", "default"):
+        return SentenceTransformerEmbedder(DEFAULT_EMBEDDER)
+    if spec in ("use", "use-multilingual", "use-multilingual-v3"):
+        return USEEmbedder()
+    if spec in ("onnx", "minilm-onnx"):
+        return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER)
+    if spec == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(spec)
