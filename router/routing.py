@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .catalog.model_catalog import ModelCatalog
-from .errors import InvalidRequestError
+from .errors import ArtifactError, InvalidRequestError
 from .persistence.artifact import RouterParts, load_router, save_router
+from .persistence.resolve import RouterChoice, choose_router, fetch, pin
 from .policy import Candidate, Constraints, PolicyConfig, decide, resolve_target
 from .predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
 from .tasks.base import TaskClassifier
@@ -19,7 +21,7 @@ from .text.request import ParsedRequest, Prompt, parse_request
 from .text.views import CONTEXT_MARK
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
 
-__all__ = ["Router", "TaskClassifier"]
+__all__ = ["Router", "TaskClassifier", "ResolvedRouter", "load_configured"]
 
 
 def _vision(tp: TaskPrediction) -> TaskPrediction:
@@ -75,9 +77,7 @@ class Router:
     def from_config(cls, router: str | Path | None = None, **kwargs: Any) -> "Router":
         """The router the project is configured to use: ``router`` > ``$ROUTER_MODEL`` > the
         ``router:`` of ``mlflow.yaml`` (default ``models:/llm-router@champion``) > cold start;
-        see :func:`router.persistence.resolve.load_configured` for ``kwargs``."""
-        from .persistence.resolve import load_configured
-
+        see :func:`load_configured` for ``kwargs``."""
         return load_configured(None if router is None else str(router), **kwargs).router
 
     def save(self, path: str | Path) -> Path:
@@ -230,3 +230,53 @@ def _as_batch(prompts: Any, single_ok: bool = True) -> list[Prompt]:
     if not isinstance(prompts, Sequence) or isinstance(prompts, (bytes, bytearray)):
         raise InvalidRequestError(f"prompts must be a list, got {type(prompts).__name__}")
     return list(prompts)
+
+
+# -- the configured router (one precedence for the CLI, the client and from_config) -----------
+@dataclass(frozen=True)
+class ResolvedRouter:
+    """A loaded router and how it was found. ``pinned``: the spec actually loaded (an alias
+    replaced by its version); ``fallback``: why the cold-start router is used instead of the
+    configured one (``None`` when the configured router loaded); ``folder``: the local folder
+    it was loaded from (``None`` for the cold-start router)."""
+
+    router: Router
+    choice: RouterChoice
+    pinned: str | None
+    folder: Path | None = None
+    fallback: str | None = None
+
+    @property
+    def cold_start(self) -> bool:
+        return self.pinned is None
+
+    def describe(self) -> str:
+        """One line for logs: which router, which version, from where."""
+        if self.fallback:
+            return (f"cold-start router (regex + catalog priors): the configured router "
+                    f"{self.choice.describe()} cannot load: {self.fallback}")
+        if self.pinned is None:
+            return f"cold-start router (regex + catalog priors), from {self.choice.origin}"
+        alias = f" ({self.choice.spec})" if self.choice.spec != self.pinned else ""
+        return f"router {self.pinned}{alias} from {self.choice.origin}"
+
+
+def load_configured(flag: str | None = None, *, catalog: ModelCatalog | str | Path | None = None,
+                    allow_cold_start: bool = True, mlflow_config: str | Path | None = None,
+                    alias_max_age_s: float = 0.0, environ: Mapping[str, str] | None = None) -> ResolvedRouter:
+    """Load the router the precedence picks. When it cannot load: an explicit ``--router``
+    raises; otherwise the cold-start router (on ``catalog``) is returned with ``fallback`` set,
+    or, with ``allow_cold_start=False``, the error is raised naming the configured router.
+    ``alias_max_age_s``: see :func:`pin` (0: always ask the store)."""
+    choice = choose_router(flag, mlflow_config=mlflow_config, environ=environ)
+    if choice.spec is None:
+        return ResolvedRouter(Router.default(catalog), choice, None)
+    try:
+        pinned = pin(choice.spec, choice.tracking_uri, max_age_s=alias_max_age_s, environ=environ)
+        folder = fetch(pinned, choice.tracking_uri, environ=environ)
+        router = Router.load(folder)
+    except ArtifactError as exc:
+        if choice.explicit or not allow_cold_start:
+            raise ArtifactError(f"cannot load the configured router {choice.describe()}: {exc}") from None
+        return ResolvedRouter(Router.default(catalog), choice, None, fallback=str(exc))
+    return ResolvedRouter(router, choice, pinned, folder)

@@ -21,7 +21,8 @@ __all__ = ["main", "build_parser"]
 def _load_router(args: argparse.Namespace):
     """The router by the one precedence (``--router`` > ``$ROUTER_MODEL`` > ``mlflow.yaml`` >
     cold start); one line on stderr when the configured router cannot load."""
-    from ..persistence.resolve import CLI_ALIAS_MAX_AGE_S, load_configured
+    from ..persistence.resolve import CLI_ALIAS_MAX_AGE_S
+    from ..routing import load_configured
 
     resolved = load_configured(args.router, catalog=args.catalog, alias_max_age_s=CLI_ALIAS_MAX_AGE_S)
     if resolved.fallback:
@@ -158,14 +159,14 @@ def _probability(text: str) -> float:
     return v
 
 
-def _non_negative(text: str) -> float:
+def non_negative(text: str) -> float:
     v = _number(text)
     if not v >= 0:  # also NaN
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return v
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     v = _number(text, int)
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
@@ -191,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompts", nargs="+", help="prompts ('-' reads one prompt a line from stdin)")
     p.add_argument("--tier", help="budget | balanced | quality (default: the router's default tier)")
     p.add_argument("--min-quality", type=_probability, metavar="Q", help="explicit quality target in [0, 1]")
-    p.add_argument("--max-cost", type=_non_negative, metavar="USD", help="cost cap per request, USD")
+    p.add_argument("--max-cost", type=non_negative, metavar="USD", help="cost cap per request, USD")
     p.add_argument("--max-quality-gap", type=_probability, metavar="GAP",
                    help="the cheapest model within GAP of the best predicted quality")
-    p.add_argument("--max-tokens", type=_positive_int, metavar="N",
+    p.add_argument("--max-tokens", type=positive_int, metavar="N",
                    help="the request's max_tokens: prompt + N must fit the chosen model's context window")
     _add_common(p)
     p.set_defaults(func=cmd_route)

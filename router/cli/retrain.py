@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .main import add_output_flags
-from .training import _mlflow_flags
+from .training import mlflow_flags
 
 __all__ = ["register"]
 
@@ -116,6 +116,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allowed relative cost increase over the base at the gate (default 0)")
     p.add_argument("--min-ess", type=float, default=10.0, help="fewest effective held-back rows to decide on")
     p.add_argument("--no-track", action="store_true", help="no MLflow: print the verdict, exit 3 on refusal")
-    _mlflow_flags(p)
+    mlflow_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_retrain)

@@ -24,7 +24,7 @@ import os
 from typing import Any
 
 from ..errors import ArtifactError, DataError, RouterError
-from .main import _non_negative, _positive_int, add_output_flags, add_router_flag, progress
+from .main import non_negative, positive_int, add_output_flags, add_router_flag, progress
 from .stats import safe_url
 from ..savings import BASELINE_MODEL
 
@@ -56,7 +56,7 @@ def resolve_for_serve(settings: dict[str, Any]) -> tuple[Any, dict[str, Any], st
     Raises :class:`ArtifactError` when the configured router cannot load and
     ``allow_cold_start`` is not set."""
     from .. import config
-    from ..persistence.resolve import load_configured
+    from ..routing import load_configured
 
     try:
         resolved = load_configured(settings.get("router"), catalog=settings.get("catalog"),
@@ -164,10 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store-prompts", action="store_true", help="keep prompt text in the log (default: hash only)")
     p.add_argument("--auth-key", nargs="+", metavar="KEY",
                    help="accepted bearer keys (default: $ROUTER_AUTH_KEYS, comma-separated; none: no auth)")
-    p.add_argument("--workers", type=_positive_int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="uvicorn worker processes (default 1); all serve the same pinned router version")
-    p.add_argument("--timeout", type=_non_negative, default=60.0, help="per-attempt upstream timeout, seconds")
-    p.add_argument("--max-body-bytes", type=_positive_int, default=1_000_000,
+    p.add_argument("--timeout", type=non_negative, default=60.0, help="per-attempt upstream timeout, seconds")
+    p.add_argument("--max-body-bytes", type=positive_int, default=1_000_000,
                    help="largest request body accepted, bytes (default 1,000,000)")
     p.add_argument("--baseline", default=BASELINE_MODEL, help="baseline model of /v1/stats")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],

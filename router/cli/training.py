@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..training.fit.train import DEFAULT_EMBEDDER_SPEC
-from .main import _non_negative, add_output_flags, progress
+from .main import non_negative, add_output_flags, progress
 
 __all__ = ["register"]
 
@@ -37,37 +37,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"path": str(res.path), "class_counts": res.class_counts, "threshold": res.threshold,
                "seconds": res.seconds, "data_files": res.data_files}
     if settings is not None:
-        summary["registered"] = _track(settings, cfg, res, say)
+        from ..training.tracking.runs import track_training
+
+        summary["registered"] = track_training(settings, cfg, res, say)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"trained in {res.seconds['total']}s (embedding {res.seconds['embed']}s); {describe_gate(res.threshold)}")
     return 0
-
-
-def _track(settings, cfg, res, say) -> dict:
-    import tempfile
-
-    from ..progress import as_progress
-
-    from ..training.tracking.runs import gate_metrics, log_training
-
-    say = as_progress(say)
-    meta = getattr(res.router.classifier, "metadata", {})
-    metrics = {k: float(meta[k]) for k in ("loso_accuracy", "regex_accuracy") if k in meta}
-    metrics.update({f"loso_{c}": float(v) for c, v in meta.get("loso_per_collection", {}).items()})
-    metrics.update({f"train_seconds_{k}": float(v) for k, v in res.seconds.items()})
-    with tempfile.TemporaryDirectory() as tmp:
-        with say.waiting("evaluating on the gate data"):
-            metrics.update(gate_metrics(res.router, settings, Path(tmp)))
-        params = {"embedder": cfg.embedder, "head": cfg.head, "head_params": cfg.head_params,
-                  "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
-                  "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
-                  "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
-        reg = log_training(settings, res.router, params=params, data_files=res.data_files, metrics=metrics,
-                           artifacts_dir=Path(tmp), progress=say)
-    return {"version": reg.version, "run_id": reg.run_id, "model_uri": reg.model_uri, "champion": reg.champion,
-            "metrics": metrics}
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -94,7 +71,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
+def mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
     p.add_argument("--mlflow-config", help="MLflow settings file (default: mlflow.yaml)")
     p.add_argument("--tracking-uri", help="overrides $MLFLOW_TRACKING_URI and mlflow.yaml")
     if experiment:
@@ -197,8 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "hashing | a sentence-transformers id/path; '@views' adds first/last-sentence embeddings")
     p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"],
                    help="task-classifier head on the embeddings (default logreg)")
-    p.add_argument("--C", type=_non_negative, default=1.0, help="logistic-regression inverse regularisation")
-    p.add_argument("--threshold", type=_non_negative,
+    p.add_argument("--C", type=non_negative, default=1.0, help="logistic-regression inverse regularisation")
+    p.add_argument("--threshold", type=non_negative,
                    help="confidence gate: below it the regex answers; 0: the regex never answers "
                         "(default: calibrated by leave-source-out)")
     p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
@@ -206,12 +183,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outcomes", nargs="+", help="outcome files (RouterBench CSV, RouteLLM CSV, JSONL) for quality/cost")
     p.add_argument("--quality-head", default="logreg", choices=["logreg", "mlp"],
                    help="per-model quality head fitted on --outcomes (default logreg)")
-    p.add_argument("--quality-C", type=_non_negative, default=0.1,
+    p.add_argument("--quality-C", type=non_negative, default=0.1,
                    help="inverse regularisation of the logreg quality heads (default 0.1)")
     p.add_argument("--validation-percent", type=_percent, default=20,
                    help="outcome prompts held out (by id hash) for `router eval` (default 20)")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow or register a version")
-    _mlflow_flags(p)
+    mlflow_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -219,13 +196,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate challenger and champion on the gate data; promote only if not worse. "
                                    "Exit code 3 when the gate refuses.")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses (logged)")
-    _mlflow_flags(p, experiment=False)
+    mlflow_flags(p, experiment=False)
     add_output_flags(p)
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="point @champion back at the previous champion",
                        description="Point the champion alias at the previous champion version.")
-    _mlflow_flags(p, experiment=False)
+    mlflow_flags(p, experiment=False)
     add_output_flags(p)
     p.set_defaults(func=cmd_rollback)
 
@@ -251,7 +228,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                      "see `router train --help`)")
     p.add_argument("--heads", default="logreg:C=1.0", help="comma-separated name:k=v;k=v (logreg, knn, mlp)")
     p.add_argument("--collections", help="comma-separated collections to hold out (default: the real ones)")
-    p.add_argument("--weight-power", type=_non_negative, default=0.75,
+    p.add_argument("--weight-power", type=non_negative, default=0.75,
                    help="rows weighted by (collection size)^-POWER so big templated sets do not dominate")
     p.add_argument("--original-labels", action="store_true", help="ignore data/label_review corrections")
     p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")

@@ -28,17 +28,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import config
 from ..errors import ArtifactError, DataError
 
-if TYPE_CHECKING:
-    from ..catalog.model_catalog import ModelCatalog
-    from ..routing import Router
-
-__all__ = ["RouterChoice", "ResolvedRouter", "choose_router", "pin", "fetch", "load_configured",
-           "forget_aliases", "DEFAULT_TRACKING_URI", "CLI_ALIAS_MAX_AGE_S"]
+__all__ = ["RouterChoice", "choose_router", "pin", "fetch", "forget_aliases", "DEFAULT_TRACKING_URI", "CLI_ALIAS_MAX_AGE_S"]
 
 #: How long ``router route`` / ``router classify`` reuse an alias lookup (an MLflow import and a
 #: store query: seconds per call). ``serve`` and :meth:`Router.from_config` always ask the store.
@@ -66,34 +61,6 @@ class RouterChoice:
 
     def describe(self) -> str:
         return f"{self.spec or config.COLD_START} (from {self.origin})"
-
-
-@dataclass(frozen=True)
-class ResolvedRouter:
-    """A loaded router and how it was found. ``pinned``: the spec actually loaded (an alias
-    replaced by its version); ``fallback``: why the cold-start router is used instead of the
-    configured one (``None`` when the configured router loaded); ``folder``: the local folder
-    it was loaded from (``None`` for the cold-start router)."""
-
-    router: "Router"
-    choice: RouterChoice
-    pinned: str | None
-    folder: Path | None = None
-    fallback: str | None = None
-
-    @property
-    def cold_start(self) -> bool:
-        return self.pinned is None
-
-    def describe(self) -> str:
-        """One line for logs: which router, which version, from where."""
-        if self.fallback:
-            return (f"cold-start router (regex + catalog priors): the configured router "
-                    f"{self.choice.describe()} cannot load: {self.fallback}")
-        if self.pinned is None:
-            return f"cold-start router (regex + catalog priors), from {self.choice.origin}"
-        alias = f" ({self.choice.spec})" if self.choice.spec != self.pinned else ""
-        return f"router {self.pinned}{alias} from {self.choice.origin}"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -243,26 +210,3 @@ def fetch(spec: str, tracking_uri: str, *, environ: Mapping[str, str] | None = N
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def load_configured(flag: str | None = None, *, catalog: "ModelCatalog | str | Path | None" = None,
-                    allow_cold_start: bool = True, mlflow_config: str | Path | None = None,
-                    alias_max_age_s: float = 0.0, environ: Mapping[str, str] | None = None) -> ResolvedRouter:
-    """Load the router the precedence picks. When it cannot load: an explicit ``--router``
-    raises; otherwise the cold-start router (on ``catalog``) is returned with ``fallback`` set,
-    or, with ``allow_cold_start=False``, the error is raised naming the configured router.
-    ``alias_max_age_s``: see :func:`pin` (0: always ask the store)."""
-    from ..routing import Router
-
-    choice = choose_router(flag, mlflow_config=mlflow_config, environ=environ)
-    if choice.spec is None:
-        return ResolvedRouter(Router.default(catalog), choice, None)
-    try:
-        pinned = pin(choice.spec, choice.tracking_uri, max_age_s=alias_max_age_s, environ=environ)
-        folder = fetch(pinned, choice.tracking_uri, environ=environ)
-        router = Router.load(folder)
-    except ArtifactError as exc:
-        if choice.explicit or not allow_cold_start:
-            raise ArtifactError(f"cannot load the configured router {choice.describe()}: {exc}") from None
-        return ResolvedRouter(Router.default(catalog), choice, None, fallback=str(exc))
-    return ResolvedRouter(router, choice, pinned, folder)

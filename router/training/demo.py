@@ -68,7 +68,7 @@ def measured_costs(url: str | None = None) -> str | None:
 
 
 def _train_register_promote(out: Path) -> str:
-    from ..cli.training import _track
+    from .tracking.runs import track_training
     from .tracking.runs import load_settings, promote
     from .fit.train import TrainConfig, train_router
 
@@ -79,7 +79,7 @@ def _train_register_promote(out: Path) -> str:
     t = time.perf_counter()
     cfg = TrainConfig(out=out)
     res = train_router(cfg, progress=say)
-    reg = _track(settings, cfg, res, say)
+    reg = track_training(settings, cfg, res, say)
     print(f"registered version {reg['version']} (gate task accuracy "
           f"{reg['metrics'].get('task_accuracy', float('nan')):.3f})", flush=True)
     result = promote(settings, progress=say)

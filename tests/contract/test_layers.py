@@ -3,7 +3,8 @@
 * ``router.policy`` imports only ``router.types``, ``router.errors``, numpy and the stdlib.
 * Only ``router.training.tracking`` and ``router.persistence.registry`` import mlflow.
 * Outside ``router.serving``, only the package's ``__init__`` (``RoutedClient``) and the CLI
-  import ``router.serving``.
+  import ``router.serving``; ``router.training`` reads the usage log (``router.serving.usage``:
+  the learning loop retrains from it) and nothing else of serving.
 * Only ``router.training`` itself and the CLI import ``router.training``.
 * No import cycles among the package's modules, counting function-level imports.
 * No module over 400 lines unless its docstring says why in its first lines.
@@ -26,10 +27,7 @@ LONG_REASON = re.compile(r"\b(over|more than) 400 lines\b", re.IGNORECASE)
 
 #: Known violations that are being removed on another branch. Each entry names the module
 #: exactly; the integrator deletes it once the branch lands.
-KNOWN_LONG_MODULES = {
-    "router.serving.client.core",  # split in the serving branch
-    "router.serving.usage.store",  # split in the usage branch
-}
+KNOWN_LONG_MODULES: set[str] = set()
 
 STDLIB = set(sys.stdlib_module_names)
 
@@ -53,7 +51,8 @@ def test_only_tracking_and_the_registry_import_mlflow():
 
 def test_serving_is_imported_only_by_the_package_root_and_the_cli():
     bad = [i for i in imports() if i.target.startswith("router.serving")
-           and not i.module.startswith(("router.serving", "router.cli")) and i.module != "router"]
+           and not i.module.startswith(("router.serving", "router.cli")) and i.module != "router"
+           and not (i.module.startswith("router.training") and i.target.startswith("router.serving.usage"))]
     assert not bad, bad
 
 
@@ -108,7 +107,7 @@ def test_import_router_stays_light():
 
 #: Private names still imported across modules, each being removed on another branch.
 KNOWN_PRIVATE_IMPORTS = {
-    ("router.cli.serve", "_positive_int"),  # the CLI branch
+    ("router.cli.serve", "positive_int"),  # the CLI branch
     ("router.serving.gateway.app", "_RawChunk"),  # split in the serving branch
     ("router.serving.gateway.app", "_RawCompletion"),  # split in the serving branch
     ("router.training.demo", "_track"),  # router.cli.training's; the CLI branch

@@ -54,6 +54,8 @@ SUBPACKAGE_ALL = {
         "DEFAULT_EMBEDDER",
     ],
     "router.serving.gateway": ["create_app"],
+    "router.learning": ['Explored', 'explore', 'Estimate', 'ips', 'snips', 'dr', 'effective_sample_size', 'PolicyValue', 'GateResult', 'gate_decision'],
+    "router.serving.client": ['RoutedClient', 'AsyncRoutedClient', 'RoutedStream', 'AsyncRoutedStream', 'JsonCompletion', 'JsonEventStream', 'RetryPolicy', 'EscalationPolicy', 'code_placeholder', 'reasoning_uncertainty', 'DEFAULT_CHECKS', 'AUTO_MODELS', 'new_request_id', 'ChatTransport', 'ChatCall', 'Endpoint', 'SDKTransport', 'RawTransport', 'JsonView', 'RawCompletion', 'RawChunk'],
 }
 
 

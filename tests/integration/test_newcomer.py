@@ -10,6 +10,7 @@ import pytest
 from router import Router
 from router.cli.main import main
 from router.persistence import registry, resolve
+from router.routing import load_configured
 
 pytestmark = pytest.mark.integration
 PROMPTS = Path(__file__).resolve().parents[2] / "data" / "prompts"
@@ -57,7 +58,7 @@ def test_train_promote_then_route_uses_the_champion(project, capsys, monkeypatch
     assert decision["task_source"] == "learned"  # the champion's head, not the regex
     assert "cold-start" not in out.err
 
-    resolved = resolve.load_configured()
+    resolved = load_configured()
     assert resolved.pinned == "models:/newcomer-router/1" and resolved.fallback is None
     assert resolved.folder.is_relative_to(project / ".cache" / "routers")
     assert "models:/newcomer-router/1 (models:/newcomer-router@champion)" in resolved.describe()

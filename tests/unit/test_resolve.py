@@ -3,7 +3,8 @@
 import pytest
 
 from router import ArtifactError, Router, RouterError
-from router.persistence.resolve import choose_router, load_configured, pin
+from router.persistence.resolve import choose_router, pin
+from router.routing import load_configured
 
 
 @pytest.fixture

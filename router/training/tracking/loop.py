@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...routing import Router
-from .runs import MlflowSettings, _alias_version, _push_history, connect, gate_metrics, log_training
+from .runs import MlflowSettings, alias_version_of, push_history, connect, gate_metrics, log_training
 
 __all__ = ["register_retrained"]
 
@@ -65,10 +65,10 @@ def register_retrained(settings: MlflowSettings, candidate: Router, report: dict
                            artifacts_dir=Path(tmp), progress=say)
     client = connect(settings)
     name = settings.registered_model
-    champion = _alias_version(client, name, settings.champion)
+    champion = alias_version_of(client, name, settings.champion)
     if promote and champion != reg.version:
         client.set_registered_model_alias(name, settings.champion, reg.version)
-        _push_history(client, name, reg.version)
+        push_history(client, name, reg.version)
         say(f"gate promoted: @{settings.champion} -> v{reg.version} (was v{champion})")
         champion = reg.version
     elif not promote:

@@ -37,7 +37,7 @@ from ..evaluate.routing import plot_cost_quality, write_report
 from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["MlflowSettings", "load_settings", "connect", "gate_metrics", "log_training", "promote", "rollback",
-           "PromotionResult"]
+           "PromotionResult", "track_training", "push_history", "alias_version_of"]
 
 HISTORY_TAG = "champion_history"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -239,10 +239,10 @@ def log_training(
         version = str(mv.version)
         client.set_registered_model_alias(settings.registered_model, settings.challenger, version)
         forget_aliases(settings.tracking_uri)
-        champion = _alias_version(client, settings.registered_model, settings.champion) is None
+        champion = alias_version_of(client, settings.registered_model, settings.champion) is None
         if champion:
             client.set_registered_model_alias(settings.registered_model, settings.champion, version)
-            _push_history(client, settings.registered_model, version)
+            push_history(client, settings.registered_model, version)
     except Exception as exc:
         if version is not None:
             try:
@@ -255,7 +255,7 @@ def log_training(
     return RegisteredVersion(run_id, str(version), info.model_uri, dict(metrics), champion)
 
 
-def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+def alias_version_of(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
@@ -270,7 +270,7 @@ def _history(client: MlflowClient, name: str) -> list[str]:
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 
-def _push_history(client: MlflowClient, name: str, version: str) -> None:
+def push_history(client: MlflowClient, name: str, version: str) -> None:
     hist = _history(client, name)
     hist.append(str(version))
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist))
@@ -299,10 +299,10 @@ def promote(settings: MlflowSettings, *, force: bool = False,
     client = connect(settings)
     name = settings.registered_model
     _history(client, name)  # raises TrackingError for an unknown name
-    challenger = _alias_version(client, name, settings.challenger)
+    challenger = alias_version_of(client, name, settings.challenger)
     if challenger is None:
         raise TrackingError(f"{name!r} has no @{settings.challenger} version to promote")
-    champion = _alias_version(client, name, settings.champion)
+    champion = alias_version_of(client, name, settings.champion)
     comparison: dict[str, dict[str, float | None]] = {}
     if champion is None or champion == challenger:
         ok, reason = True, ("no champion yet" if champion is None else "challenger is already champion")
@@ -335,7 +335,7 @@ def promote(settings: MlflowSettings, *, force: bool = False,
         mlflow.set_tags({"decision": "promoted" if promoted else "refused", "reason": reason})
     if promoted and champion != challenger:
         client.set_registered_model_alias(name, settings.champion, challenger)
-        _push_history(client, name, challenger)
+        push_history(client, name, challenger)
         forget_aliases(settings.tracking_uri)
     after = challenger if promoted else champion
     say(("promoted" if promoted else "refused") + f" v{challenger}: {reason}" + (" (forced)" if force and not ok else ""))
@@ -348,7 +348,7 @@ def rollback(settings: MlflowSettings, progress: ProgressLike = None) -> str:
     client = connect(settings)
     name = settings.registered_model
     hist = _history(client, name)
-    current = _alias_version(client, name, settings.champion)
+    current = alias_version_of(client, name, settings.champion)
     while hist and hist[-1] == current:
         hist.pop()
     if not hist:
@@ -363,3 +363,24 @@ def rollback(settings: MlflowSettings, progress: ProgressLike = None) -> str:
         mlflow.set_tags({"decision": "rollback"})
     say(f"@{settings.champion} -> v{previous} (was v{current})")
     return previous
+
+
+def track_training(settings: MlflowSettings, cfg: Any, res: Any, say: Any) -> dict[str, Any]:
+    """Log a finished ``train_router`` result (``cfg``: its TrainConfig, ``res``: its TrainResult)
+    with the gate metrics, register it and return the registration summary."""
+    say = as_progress(say)
+    meta = getattr(res.router.classifier, "metadata", {})
+    metrics = {k: float(meta[k]) for k in ("loso_accuracy", "regex_accuracy") if k in meta}
+    metrics.update({f"loso_{c}": float(v) for c, v in meta.get("loso_per_collection", {}).items()})
+    metrics.update({f"train_seconds_{k}": float(v) for k, v in res.seconds.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        with say.waiting("evaluating on the gate data"):
+            metrics.update(gate_metrics(res.router, settings, Path(tmp)))
+        params = {"embedder": cfg.embedder, "head": cfg.head, "head_params": cfg.head_params,
+                  "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
+                  "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
+                  "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
+        reg = log_training(settings, res.router, params=params, data_files=res.data_files, metrics=metrics,
+                           artifacts_dir=Path(tmp), progress=say)
+    return {"version": reg.version, "run_id": reg.run_id, "model_uri": reg.model_uri, "champion": reg.champion,
+            "metrics": metrics}
