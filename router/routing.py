@@ -51,6 +51,7 @@ class Router:
         cost_model: CostModel | None = None,
         policy: PolicyConfig | None = None,
         context_turns: int = 0,
+        answer_scorer: Any = None,
     ):
         self.catalog = catalog
         self.classifier = classifier if classifier is not None else RegexTaskClassifier()
@@ -58,6 +59,7 @@ class Router:
         self.cost_model = cost_model if cost_model is not None else CatalogCostModel(catalog)
         self.policy = policy if policy is not None else PolicyConfig()
         self.context_turns = context_turns
+        self.answer_scorer = answer_scorer  # optional: router.predictors.answer_scorer.AnswerScorer
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -140,6 +142,41 @@ class Router:
     def predict(self, prompts: Sequence[Prompt] | Prompt) -> QualityEstimate:
         """Predicted quality and expected cost, arrays (n, m) with m = ``self.models``."""
         return self._estimate([parse_request(p) for p in _as_batch(prompts)])
+
+    def score_answers(
+        self,
+        prompts: Sequence[Prompt],
+        answers: Sequence[str],
+        models: Sequence[str],
+        *,
+        others: Sequence[Sequence[str]] | None = None,
+    ) -> np.ndarray:
+        """P(answer good) for n (prompt, answer, model) triples -> array (n,).
+
+        With a trained answer scorer: its calibrated probability (``others``: other answers to
+        the same prompt already in hand, as agreement evidence). Without one: the pre-call
+        predicted quality of the model, 0 where the original escalation checks fire (a TODO or
+        placeholder in an answer, hedging words)."""
+        from .errors import InvalidRequestError
+        from .predictors.answer_scorer import ANSWER_FEATURE_NAMES, answer_features
+
+        reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
+        if not (len(reqs) == len(answers) == len(models)) or (others is not None and len(others) != len(reqs)):
+            raise InvalidRequestError(f"score_answers needs one answer and one model per prompt; got {len(reqs)} "
+                                      f"prompts, {len(answers)} answers, {len(models)} models")
+        if any(not isinstance(a, str) for a in answers):
+            raise InvalidRequestError("answers must be strings")
+        names = [self.catalog.resolve(m) for m in models]
+        est = self._estimate(reqs)
+        cols = [self.models.index(m) for m in names]
+        precall = est.quality[np.arange(len(reqs)), cols]
+        texts = [r.text for r in reqs]
+        if self.answer_scorer is not None:
+            return self.answer_scorer.score(texts, list(answers), names, precall, others)
+        F = answer_features(texts, list(answers), precall, others)
+        checks = [ANSWER_FEATURE_NAMES.index(c) for c in ("placeholder", "hedging")]  # the original checks
+        fired = (F[:, checks] > 0).any(1)
+        return np.where(fired, 0.0, precall)
 
     def route(
         self,

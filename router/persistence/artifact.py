@@ -40,7 +40,10 @@ _LOADERS: dict[tuple[str, str], str | Callable[..., Any]] = {
     ("classifier", "learned"): "router.tasks.classifier:load_classifier",
     ("quality", "learned"): "router.predictors.learned:load_quality_model",
     ("cost", "learned"): "router.predictors.learned:load_cost_model",
+    ("answer_scorer", "learned"): "router.predictors.answer_scorer:load_answer_scorer",
 }
+# Components a router folder may lack (absent: the router runs without them).
+_OPTIONAL_ROLES = ("answer_scorer",)
 # Libraries whose pickles a component may hold: their major.minor must match to load.
 _PICKLE_LIBS = ("scikit-learn", "numpy", "joblib")
 
@@ -89,6 +92,8 @@ def save_router(router: "Router", path: str | Path) -> Path:
             "quality": _component_config(router.quality_model, tmp, "quality"),
             "cost": _component_config(router.cost_model, tmp, "cost"),
         }
+        if router.answer_scorer is not None:
+            config["answer_scorer"] = _component_config(router.answer_scorer, tmp, "answer_scorer")
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
@@ -163,10 +168,11 @@ def load_router(path_or_uri: str | Path) -> "Router":
         catalog = ModelCatalog.from_dict(config["catalog"], source=f"{cfg_path}#catalog")
     except CatalogError as exc:
         raise ArtifactError(f"{cfg_path}: embedded catalog is invalid: {exc}") from None
-    pickled = any(bool(config[r].get("files")) for r in ("classifier", "quality", "cost") if isinstance(config[r], dict))
+    roles = ("classifier", "quality", "cost") + tuple(r for r in _OPTIONAL_ROLES if config.get(r) is not None)
+    pickled = any(bool(config[r].get("files")) for r in roles if isinstance(config[r], dict))
     _check_versions(config.get("created_with", {}), folder, pickled)
     parts = {}
-    for role in ("classifier", "quality", "cost"):
+    for role in roles:
         spec = config[role]
         if not isinstance(spec, dict) or "type" not in spec:
             raise ArtifactError(f"{cfg_path}: {role} entry must be an object with a 'type'")
@@ -182,6 +188,7 @@ def load_router(path_or_uri: str | Path) -> "Router":
         classifier=parts["classifier"],
         quality_model=parts["quality"],
         cost_model=parts["cost"],
+        answer_scorer=parts.get("answer_scorer"),
         policy=PolicyConfig.from_dict(config["policy"]),
         context_turns=int(config.get("context_turns", 0)),
     )

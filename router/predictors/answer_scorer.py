@@ -112,7 +112,7 @@ def _default_head():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
-                                          min_samples_leaf=40, l2_regularization=1.0, random_state=0)
+                                          min_samples_leaf=20, l2_regularization=1.0, random_state=0)
 
 
 class AnswerScorer:
@@ -155,7 +155,10 @@ class AnswerScorer:
         head = clone(self.estimator if self.estimator is not None else _default_head())
         if self.calibration is not None:
             head = CalibratedClassifierCV(head, method=self.calibration, cv=self.cv)
-        self.head_ = head.fit(self._design(F, models), y)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # OpenMP's spinning threads thrash on a busy 2-core machine
+            self.head_ = head.fit(self._design(F, models), y)
         self.n_train_ = int(len(y))
         return self
 
@@ -165,7 +168,10 @@ class AnswerScorer:
             raise ArtifactError("the answer scorer is not fitted")
         if len(F) == 0:
             return np.zeros(0)
-        return self.head_.predict_proba(self._design(np.asarray(F, float), models))[:, 1]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return self.head_.predict_proba(self._design(np.asarray(F, float), models))[:, 1]
 
     def score(self, prompts: Sequence[str], answers: Sequence[str], models: Sequence[str],
               precall: Sequence[float] | np.ndarray, others: Sequence[Sequence[str]] | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ import pandas as pd
 from ...errors import DataError
 from ...predictors.answer_scorer import AnswerScorer, answer_features
 
-__all__ = ["answer_rows", "scorer_training_set", "fit_answer_scorer"]
+__all__ = ["answer_rows", "scorer_training_set", "fit_answer_scorer", "fit_scorer_on_outcomes"]
 
 
 def answer_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,3 +65,23 @@ def fit_answer_scorer(
     scorer = AnswerScorer(estimator).fit(F, models, y)
     scorer.metadata.update({"sources": sorted(set(rows.source)), "good_share": float((y >= 0.5).mean())})
     return scorer
+
+
+def fit_scorer_on_outcomes(
+    train: pd.DataFrame,
+    precall: np.ndarray,
+    models: list[str] | tuple[str, ...],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> AnswerScorer | None:
+    """``router train``'s step: ``train`` the long outcome rows with a ``prompt_index`` column
+    into ``precall`` (array (n_prompts, len(models)), the router's pre-call predicted quality).
+    Fits the scorer on the rows with answers; ``None`` (and says so) when there are none."""
+    say = progress or (lambda s: None)
+    rows = answer_rows(train)
+    if rows.empty:
+        say("no answers in the outcome files: no answer scorer (escalation keeps the original checks)")
+        return None
+    col = {m: j for j, m in enumerate(models)}
+    pre = precall[rows.prompt_index.to_numpy(int), rows.model.map(col).to_numpy(int)]
+    return fit_answer_scorer(rows, pre, progress=progress)
