@@ -230,7 +230,7 @@ def evaluate_cascade(
         sub_score: ScoreFn = lambda r, c, o, k=k: score([int(k[i]) for i in r], c, o)
         sq, sc = true_q[k].mean(0), true_c[k].mean(0)
         b = int(max(range(m), key=lambda j: (sq[j], -sc[j])))
-        pts = cascade_curve(models, pred_q[k], pred_c[k], true_q[k], true_c[k], sub_a, sub_score, steps=steps)
+        pts = cascade_curve(models, pred_q[k], pred_c[k], true_q[k], true_c[k], sub_a, sub_score, steps=steps[:1])
         summ = _curve_summary(pts, float(sc.min()), float(sc.max()), float(sq[b]), float(sc[b]))
         report["per_source"][s] = {"prompts": int(len(k)), "best_single_model": models[b],
                                    "best_quality": float(sq[b]), "scorer_auc": report["scorer_auc"].get(s),
