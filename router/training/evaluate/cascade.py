@@ -232,9 +232,17 @@ def evaluate_cascade(
         b = int(max(range(m), key=lambda j: (sq[j], -sc[j])))
         pts = cascade_curve(models, pred_q[k], pred_c[k], true_q[k], true_c[k], sub_a, sub_score, steps=steps[:1])
         summ = _curve_summary(pts, float(sc.min()), float(sc.max()), float(sq[b]), float(sc[b]))
+        pv = _curve_summary(perfect_verifier_curve(pred_q[k], pred_c[k], true_q[k], true_c[k], b),
+                            float(sc.min()), float(sc.max()), float(sq[b]), float(sc[b]))
+        cheap_k = [j for j in range(m) if sc[j] <= cheap_share * sc[b]]
+        ab = (_curve_summary(agreement_bound(true_q[k], true_c[k], sub_a, b, cheap_k), float(sc.min()),
+                             float(sc.max()), float(sq[b]), float(sc[b])) if len(cheap_k) >= 2 else None)
         report["per_source"][s] = {"prompts": int(len(k)), "best_single_model": models[b],
                                    "best_quality": float(sq[b]), "scorer_auc": report["scorer_auc"].get(s),
                                    **{key: summ[key] for key in ("aiq", "cost_to_match_best_ratio",
                                                                  "parity_cost_ratio", "max_quality")},
-                                   "parity_mean_calls": summ["parity_point"]["mean_calls"] if summ["parity_point"] else None}
+                                   "parity_mean_calls": summ["parity_point"]["mean_calls"] if summ["parity_point"] else None,
+                                   "perfect_verifier_parity_ratio": pv["cost_to_match_best_ratio"],
+                                   "agreement_bound_parity_ratio": ab["cost_to_match_best_ratio"] if ab else None,
+                                   "agreement_bound_max_quality": ab["max_quality"] if ab else None}
     return report
