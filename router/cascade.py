@@ -6,7 +6,9 @@ vision / context-window filters) and the answers it has paid for so far, each wi
 scorer's P(good). One call of :func:`cascade_step` says what to do next:
 
 1. No answer yet: call the cheapest model whose predicted quality meets the *lower* target
-   ``config.target`` (none meets it: the best predicted), within ``max_cost``. With
+   ``config.target`` (none meets it: the best predicted), within ``max_cost``; with
+   ``config.gap`` set, the target is instead the best affordable predicted quality minus
+   ``gap`` (the policy's gap rule, which traces a better frontier on RouterBench). With
    ``config.agree`` the two cheapest such models are called together (one step, two calls) and
    each answer is scored with the other as agreement evidence.
 2. Some answer scores ``>= config.accept``: accept the best-scored answer.
@@ -39,19 +41,23 @@ class CascadeConfig:
     """``target``: the first step's (lower) pre-call quality target; ``accept``: the scorer
     probability at or above which an answer is kept; ``max_steps``: sequential steps at most
     (calls in one step run in parallel); ``agree``: ask two cheap models in the first step;
-    ``escalate_target``: the pre-call target of an escalation (``None``: the best predicted)."""
+    ``escalate_target``: the pre-call target of an escalation (``None``: the best predicted);
+    ``gap``: when set, the first step's target is the best predicted quality minus ``gap``."""
 
     target: float = 0.6
     accept: float = 0.8
     max_steps: int = 2
     agree: bool = False
     escalate_target: float | None = None
+    gap: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("target", "accept"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise InvalidRequestError(f"cascade {name} must be in [0, 1], got {v!r}")
+        if self.gap is not None and not 0.0 <= self.gap <= 1.0:
+            raise InvalidRequestError(f"cascade gap must be in [0, 1], got {self.gap!r}")
         if self.escalate_target is not None and not 0.0 <= self.escalate_target <= 1.0:
             raise InvalidRequestError(f"cascade escalate_target must be in [0, 1], got {self.escalate_target!r}")
         if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1:
@@ -120,15 +126,16 @@ def cascade_step(
     if not history:
         if not open_:
             return CascadeAction("stop", (), 0, "no model within max_cost")
-        meets = sorted((j for j in open_ if q[j] >= config.target - 1e-12), key=lambda j: (c[j], -q[j]))
+        goal = config.target if config.gap is None else max(q[j] for j in open_) - config.gap
+        meets = sorted((j for j in open_ if q[j] >= goal - 1e-12), key=lambda j: (c[j], -q[j]))
         if not meets:
             best = max(open_, key=lambda j: (q[j], -c[j]))
-            return CascadeAction("call", (models[best],), 1, f"no model predicted >= {config.target:.2f}; best predicted")
+            return CascadeAction("call", (models[best],), 1, f"no model predicted >= {goal:.2f}; best predicted")
         pick = [meets[0]]
         if config.agree and len(meets) > 1 and c[meets[0]] + c[meets[1]] <= budget + 1e-15:
             pick.append(meets[1])
         return CascadeAction("call", tuple(models[j] for j in pick), 1,
-                             f"cheapest predicted >= {config.target:.2f}" + (" (two, to compare)" if len(pick) > 1 else ""))
+                             f"cheapest predicted >= {goal:.2f}" + (" (two, to compare)" if len(pick) > 1 else ""))
     best = _best_scored(history)
     step = max(a.step for a in history)
     if best.score >= config.accept - 1e-12:

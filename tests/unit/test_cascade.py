@@ -60,3 +60,12 @@ def test_bad_inputs_are_named():
 def test_from_target_sets_the_accept_threshold_from_a_quality_target():
     cfg = CascadeConfig.from_target(0.88, lower_by=0.2)
     assert cfg.accept == 0.88 and cfg.target == pytest.approx(0.68)
+
+
+def test_gap_mode_first_step_is_the_cheapest_within_gap_of_the_best():
+    assert cascade_step(MODELS, Q, C, [], CascadeConfig(gap=0.2)).models == ("mid",)  # 0.95 - 0.2 = 0.75
+    assert cascade_step(MODELS, Q, C, [], CascadeConfig(gap=0.0)).models == ("big",)
+    # the best *affordable* one sets the goal
+    assert cascade_step(MODELS, Q, C, [], CascadeConfig(gap=0.05), max_cost=0.02).models == ("mid",)
+    with pytest.raises(InvalidRequestError, match="gap"):
+        CascadeConfig(gap=-0.1)

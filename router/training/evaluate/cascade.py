@@ -31,7 +31,9 @@ __all__ = ["ScoreFn", "simulate_cascade", "cascade_curve", "agreement_bound", "p
 ScoreFn = Callable[[Sequence[int], Sequence[int], Sequence[Sequence[str]]], np.ndarray]
 
 TARGETS = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2))
-ACCEPTS = tuple(np.round(np.arange(0.3, 0.99, 0.05), 2))
+GAPS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+#: 0: never escalate (the cascade's first step alone is pre-call routing)
+ACCEPTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def simulate_cascade(
@@ -108,18 +110,19 @@ def _curve_summary(points: list[dict[str, Any]], lo: float, hi: float, best_q: f
 
 
 def cascade_curve(models, pred_q, pred_c, true_q, true_c, answers, score: ScoreFn, *,
-                  agree: bool = False, steps: Sequence[int] = (2, 3),
-                  targets: Sequence[float] = TARGETS, accepts: Sequence[float] = ACCEPTS) -> list[dict[str, Any]]:
-    """The cascade's points over its knobs: one dict per (target, accept, max_steps) with the
-    config and :func:`simulate_cascade`'s means."""
+                  agree: bool = False, steps: Sequence[int] = (2, 3), targets: Sequence[float] = TARGETS,
+                  gaps: Sequence[float] = GAPS, accepts: Sequence[float] = ACCEPTS) -> list[dict[str, Any]]:
+    """The cascade's points over its knobs: one dict per (first-step target or gap, accept,
+    max_steps) with the config and :func:`simulate_cascade`'s means."""
     cache: dict = {}
     out = []
+    firsts = [{"target": float(t), "gap": None} for t in targets] + [{"target": 0.0, "gap": float(g)} for g in gaps]
     for max_steps in steps:
-        for t in targets:
+        for first in firsts:
             for a in accepts:
-                cfg = CascadeConfig(target=float(t), accept=float(a), max_steps=int(max_steps), agree=agree)
+                cfg = CascadeConfig(**first, accept=float(a), max_steps=int(max_steps), agree=agree)
                 res = simulate_cascade(models, pred_q, pred_c, true_q, true_c, answers, score, cfg, cache=cache)
-                out.append({"target": float(t), "accept": float(a), "max_steps": int(max_steps), "agree": agree, **res})
+                out.append({**first, "accept": float(a), "max_steps": int(max_steps), "agree": agree, **res})
     return out
 
 
