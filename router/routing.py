@@ -50,6 +50,7 @@ class Router:
         cost_model: CostModel | None = None,
         policy: PolicyConfig | None = None,
         context_turns: int = 0,
+        answer_scorer: Any = None,
     ):
         self.catalog = catalog
         self.classifier = classifier if classifier is not None else RegexTaskClassifier()
@@ -57,6 +58,7 @@ class Router:
         self.cost_model = cost_model if cost_model is not None else CatalogCostModel(catalog)
         self.policy = policy if policy is not None else PolicyConfig()
         self.context_turns = context_turns
+        self.answer_scorer = answer_scorer  # optional: router.predictors.answer_scorer.AnswerScorer
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -71,7 +73,8 @@ class Router:
         """Load a router saved with :meth:`save` (a folder) or a registry URI (``models:/``, ``runs:/``)."""
         parts = load_router(path_or_uri)
         return cls(parts.catalog, classifier=parts.classifier, quality_model=parts.quality_model,
-                   cost_model=parts.cost_model, policy=parts.policy, context_turns=parts.context_turns)
+                   cost_model=parts.cost_model, policy=parts.policy, context_turns=parts.context_turns,
+                   answer_scorer=parts.answer_scorer)
 
     @classmethod
     def from_config(cls, router: str | Path | None = None, **kwargs: Any) -> "Router":
@@ -87,7 +90,8 @@ class Router:
     def parts(self) -> RouterParts:
         """The catalog, collaborators and settings this router is built from."""
         return RouterParts(self.catalog, classifier=self.classifier, quality_model=self.quality_model,
-                           cost_model=self.cost_model, policy=self.policy, context_turns=self.context_turns)
+                           cost_model=self.cost_model, policy=self.policy, context_turns=self.context_turns,
+                           answer_scorer=self.answer_scorer)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -163,6 +167,40 @@ class Router:
         routing it (the client, the gateway) use this rather than their own copy of the rules."""
         resolve_target(self.policy, Constraints(tier=tier, min_quality=min_quality, max_cost=max_cost,
                                                 max_quality_gap=max_quality_gap, max_tokens=max_tokens))
+
+    def score_answers(
+        self,
+        prompts: Sequence[Prompt],
+        answers: Sequence[str],
+        models: Sequence[str],
+        *,
+        others: Sequence[Sequence[str]] | None = None,
+    ) -> np.ndarray:
+        """P(answer good) for n (prompt, answer, model) triples -> array (n,).
+
+        With a trained answer scorer: its calibrated probability (``others``: other answers to
+        the same prompt already in hand, as agreement evidence). Without one: the pre-call
+        predicted quality of the model, 0 where the original escalation checks fire (a TODO or
+        placeholder in an answer, hedging words)."""
+        from .predictors.answer_scorer import ANSWER_FEATURE_NAMES, answer_features
+
+        reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
+        if not (len(reqs) == len(answers) == len(models)) or (others is not None and len(others) != len(reqs)):
+            raise InvalidRequestError(f"score_answers needs one answer and one model per prompt; got {len(reqs)} "
+                                      f"prompts, {len(answers)} answers, {len(models)} models")
+        if any(not isinstance(a, str) for a in answers):
+            raise InvalidRequestError("answers must be strings")
+        names = [self.catalog.resolve(m) for m in models]
+        est = self._estimate(reqs)
+        cols = [self.models.index(m) for m in names]
+        precall = est.quality[np.arange(len(reqs)), cols]
+        texts = [r.text for r in reqs]
+        if self.answer_scorer is not None:
+            return self.answer_scorer.score(texts, list(answers), names, precall, others)
+        F = answer_features(texts, list(answers), precall, others)
+        checks = [ANSWER_FEATURE_NAMES.index(c) for c in ("placeholder", "hedging")]  # the original checks
+        fired = (F[:, checks] > 0).any(1)
+        return np.where(fired, 0.0, precall)
 
     def route(
         self,

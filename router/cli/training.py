@@ -125,6 +125,14 @@ def cmd_eval_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.cascade:
+        from ..training.evaluate.cascade_report import print_cascade_report, run_cascade_eval
+
+        report = run_cascade_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
+                                  validation_percent=None if args.all_rows else args.validation_percent,
+                                  progress=progress(args))
+        print_cascade_report(report, as_json=args.json)
+        return 0
     from ..training.evaluate.report import run_eval
 
     report = run_eval(args.router, [Path(p) for p in args.outcomes], out_dir=Path(args.out),
@@ -215,6 +223,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--validation-percent", type=_percent, default=20,
                    help="the held-out share of outcome prompts, as in `router train` (default 20)")
     p.add_argument("--all-rows", action="store_true", help="evaluate on every row, not the held-out split")
+    p.add_argument("--cascade", action="store_true",
+                   help="evaluate the scored cascade (outcome files with answers): quality vs total cost paid")
     p.add_argument("--cache", help="embedding cache file ('' disables; default .cache/embeddings.sqlite)")
     p.add_argument("--out", default="reports/routing", help="folder for routing_eval.json and the plot")
     add_output_flags(p)

@@ -25,6 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ..catalog.model_catalog import ModelCatalog
 from ..errors import ArtifactError, CatalogError, ConfigError
 from ..policy import PolicyConfig
+from ..predictors.answer_scorer import load_answer_scorer
 from ..predictors.learned import load_cost_model, load_quality_model
 from ..predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
 from ..tasks.base import TaskClassifier
@@ -48,6 +49,7 @@ class RouterParts:
     cost_model: CostModel
     policy: PolicyConfig
     context_turns: int = 0
+    answer_scorer: Any = None  # optional: router.predictors.answer_scorer.AnswerScorer
 
 
 @runtime_checkable
@@ -74,7 +76,10 @@ _LOADERS: dict[tuple[str, str], _Loader] = {
     ("classifier", "learned"): load_classifier,
     ("quality", "learned"): load_quality_model,
     ("cost", "learned"): load_cost_model,
+    ("answer_scorer", "learned"): load_answer_scorer,
 }
+# Components a router folder may lack (absent: the router runs without them).
+_OPTIONAL_ROLES = ("answer_scorer",)
 # Libraries whose pickles a component may hold: their major.minor must match to load.
 _PICKLE_LIBS = ("scikit-learn", "numpy", "joblib")
 
@@ -119,6 +124,8 @@ def save_router(router: RouterParts, path: str | Path) -> Path:
             "quality": _component_config(router.quality_model, tmp, "quality"),
             "cost": _component_config(router.cost_model, tmp, "cost"),
         }
+        if router.answer_scorer is not None:
+            config["answer_scorer"] = _component_config(router.answer_scorer, tmp, "answer_scorer")
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
@@ -187,10 +194,11 @@ def load_router(path_or_uri: str | Path) -> RouterParts:
         catalog = ModelCatalog.from_dict(config["catalog"], source=f"{cfg_path}#catalog")
     except CatalogError as exc:
         raise ArtifactError(f"{cfg_path}: embedded catalog is invalid: {exc}") from None
-    pickled = any(bool(config[r].get("files")) for r in ("classifier", "quality", "cost") if isinstance(config[r], dict))
+    roles = ("classifier", "quality", "cost") + tuple(r for r in _OPTIONAL_ROLES if config.get(r) is not None)
+    pickled = any(bool(config[r].get("files")) for r in roles if isinstance(config[r], dict))
     _check_versions(config.get("created_with", {}), folder, pickled)
     parts = {}
-    for role in ("classifier", "quality", "cost"):
+    for role in roles:
         spec = config[role]
         if not isinstance(spec, dict) or "type" not in spec:
             raise ArtifactError(f"{cfg_path}: {role} entry must be an object with a 'type'")
@@ -210,6 +218,7 @@ def load_router(path_or_uri: str | Path) -> RouterParts:
         classifier=parts["classifier"],
         quality_model=parts["quality"],
         cost_model=parts["cost"],
+        answer_scorer=parts.get("answer_scorer"),
         policy=policy,
         context_turns=int(config.get("context_turns", 0)),
     )

@@ -75,3 +75,19 @@ def test_jsonl_and_dispatch(tmp_path):
 
 def test_strip_few_shot_leaves_plain_prompts_alone():
     assert strip_few_shot("Just a question?") == "Just a question?"
+
+
+def test_routerbench_keeps_answers_and_jsonl_answer_is_optional(tmp_path):
+    p = tmp_path / "rb.csv"
+    p.write_text(RB_HEADER + "0,s0,\"['Q?']\",arc,1,0,\"['B\\n']\",,0.001,0.0001,model-a\n")
+    df = read_routerbench(p).set_index("model")
+    assert df.answer["model-a"] == "B\n"  # the list literal is unwrapped
+    assert df.answer["model-b"] is None  # an empty response cell is no answer
+    j = tmp_path / "o.jsonl"
+    j.write_text(json.dumps({"prompt_id": "1", "prompt": "hi", "model": "m", "score": 1, "answer": "hello"}) + "\n"
+                 + json.dumps({"prompt_id": "2", "prompt": "hi", "model": "m", "score": 0}) + "\n")
+    assert read_outcomes([j]).answer.tolist() == ["hello", None]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt_id": "1", "prompt": "hi", "model": "m", "score": 1, "answer": 3}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:1: answer must be a string"):
+        read_outcomes([bad])

@@ -329,7 +329,7 @@ class UsageStore:
         req_cols = [r.c[k].label(f"req_{k}") for k in (
             "request_id", "created_at", "task", "model", "prompt", "prompt_hash", "classifier_text",
             "routed_model", "propensity", "explored", "candidates", "cost_usd", "prompt_tokens",
-            "completion_tokens", "chain", "escalated", "status", "router_version")]
+            "completion_tokens", "chain", "escalated", "status", "router_version", "answer")]
         q = sa.select(f, *req_cols).select_from(f.outerjoin(r, f.c.request_id == r.c.request_id))
         if since is not None:
             q = q.where(f.c.created_at >= since)

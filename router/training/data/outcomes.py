@@ -6,11 +6,13 @@ when unknown), ``source`` (benchmark / collection name).
 
 Formats:
 * RouterBench wide CSV: ``sample_id, prompt, eval_name``, a score column per model,
-  ``<model>|total_cost``, ``<model>|model_response``. ``prompt`` is a Python list literal
-  whose few-shot examples come first; they are stripped to the final question.
+  ``<model>|total_cost``, ``<model>|model_response`` (kept as ``answer``; a Python list literal
+  like the prompt). ``prompt`` is a Python list literal whose few-shot examples come first; they
+  are stripped to the final question.
 * RouteLLM per-model CSV: ``prompt, <model>, <model>`` with True/False.
 * JSONL: one object a line with the long-form keys (``prompt_id``, ``prompt``, ``model``,
-  ``score`` required; ``cost``, ``prompt_tokens``, ``completion_tokens``, ``source`` optional).
+  ``score`` required; ``cost``, ``prompt_tokens``, ``completion_tokens``, ``source``, ``answer``
+  optional; ``answer`` is what the learning loop's ``--store-responses`` writes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = [
     "default_outcome_files",
 ]
 
-COLUMNS = ["prompt_id", "prompt", "model", "score", "cost", "prompt_tokens", "completion_tokens", "source"]
+COLUMNS = ["prompt_id", "prompt", "model", "score", "cost", "prompt_tokens", "completion_tokens", "source", "answer"]
 #: Names one model goes by in different data sets -> the name used in catalogs.
 DEFAULT_ALIASES: Mapping[str, str] = {
     "mistralai/Mixtral-8x7B-Instruct-v0.1": "mistralai/mixtral-8x7b-chat",
@@ -54,6 +56,22 @@ def strip_few_shot(text: str) -> str:
     """Drop few-shot examples ("...Answer:\\nB\\n\\n") that precede the real question."""
     parts = _FEW_SHOT_SPLIT.split(text)
     return parts[-1].strip() if len(parts) > 1 and parts[-1].strip() else text
+
+
+def _answer_from_literal(raw: str | None) -> str | None:
+    """A RouterBench ``model_response`` cell -> the answer text (``None`` when empty). The cell is
+    a Python list literal of strings (joined) or plain text (kept as it is)."""
+    raw = (raw or "").strip()
+    if not raw or raw.lower() == "nan":
+        return None
+    if raw.startswith("["):
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return "\n\n".join(value)
+    return raw
 
 
 def _prompt_from_literal(raw: str, path: Path, line: int) -> str:
@@ -69,6 +87,13 @@ def _prompt_from_literal(raw: str, path: Path, line: int) -> str:
     if not raw.strip():
         raise DataError("empty prompt", path=str(path), line=line)
     return strip_few_shot(raw)
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    """Long-form rows -> the frame; a missing answer is ``None`` (not NaN) in every reader."""
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["answer"] = df["answer"].astype(object).where(df["answer"].notna(), None)
+    return df
 
 
 def _score(value: str, path: Path, line: int, column: str) -> float | None:
@@ -138,8 +163,9 @@ def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIA
                 if cost < 0:
                     raise DataError(f"negative cost of {m!r}", path=str(path), line=line)
                 rows.append((pid, prompt, aliases.get(m, m), s, cost, math.nan, math.nan,
-                             (rec.get("eval_name") or path.stem).strip()))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                             (rec.get("eval_name") or path.stem).strip(),
+                             _answer_from_literal(rec.get(f"{m}|model_response"))))
+    return _frame(rows)
 
 
 def read_routellm(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
@@ -157,8 +183,8 @@ def read_routellm(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES
                 s = _score(rec.get(m) or "", path, line, m)
                 if s is not None:
                     rows.append((f"{path.stem}:{i}", prompt, aliases.get(m, m), s, math.nan, math.nan, math.nan,
-                                 path.stem))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                                 path.stem, None))
+    return _frame(rows)
 
 
 def read_outcomes_jsonl(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
@@ -179,9 +205,12 @@ def read_outcomes_jsonl(path: str | Path, aliases: Mapping[str, str] = DEFAULT_A
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
                 raise DataError(f"{key} {v!r} must be a non-negative number", path=str(path), line=line_no)
             nums.append(math.nan if v is None else float(v))
+        answer = obj.get("answer")
+        if answer is not None and not isinstance(answer, str):
+            raise DataError(f"answer must be a string, got {type(answer).__name__}", path=str(path), line=line_no)
         rows.append((str(obj["prompt_id"]), str(obj["prompt"]), aliases.get(obj["model"], obj["model"]),
-                     float(s), *nums, str(obj.get("source") or path.stem)))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                     float(s), *nums, str(obj.get("source") or path.stem), answer))
+    return _frame(rows)
 
 
 def read_outcomes(paths: Iterable[str | Path], aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:

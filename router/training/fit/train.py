@@ -50,6 +50,7 @@ class TrainConfig:
     quality_head: str = "logreg"
     quality_C: float = 0.1
     shrinkage: float = 50.0
+    answer_scorer: bool = True  # fit the answer scorer when the outcome files carry answers
 
 
 @dataclass
@@ -87,7 +88,13 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})
     say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
-    return qm, cm, len(train)
+    scorer = None
+    if cfg.answer_scorer:
+        from .scorer import fit_scorer_on_outcomes
+
+        P = qm.predict_quality(uniq.prompt.tolist(), tasks, catalog.names, features=X)
+        scorer = fit_scorer_on_outcomes(train, P, catalog.names, progress=say)
+    return qm, cm, len(train), scorer
 
 
 def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult:
@@ -111,14 +118,14 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
                               weight_power=cfg.weight_power, X=X, progress=say)
     clf.metadata["data_files"] = ds.files
     t_fit = time.perf_counter() - t
-    quality_model = cost_model = None
+    quality_model = cost_model = answer_scorer = None
     outcome_rows = 0
     if cfg.outcomes:
         t = time.perf_counter()
-        quality_model, cost_model, outcome_rows = _fit_outcome_models(cfg, catalog, clf, body, say)
+        quality_model, cost_model, outcome_rows, answer_scorer = _fit_outcome_models(cfg, catalog, clf, body, say)
         t_fit += time.perf_counter() - t
     router = Router(catalog, classifier=clf, quality_model=quality_model, cost_model=cost_model,
-                    context_turns=cfg.context_turns)
+                    context_turns=cfg.context_turns, answer_scorer=answer_scorer)
     path = None
     if cfg.out is not None:
         path = router.save(cfg.out)

@@ -62,7 +62,7 @@ def outcome_rows(store: Any, models: Collection[str], *, since: float | None = N
                 model = r["model"]
                 row = (str(r["prompt_id"]), r["prompt"], model, float(r["score"]), _nan(r["cost_usd"]),
                        _nan(r["prompt_tokens"]), _nan(r["completion_tokens"]), r.get("source") or "import",
-                       r.get("propensity"), r["outcome_at"] if r.get("outcome_at") is not None else r["created_at"],
+                       r.get("answer"), r.get("propensity"), r["outcome_at"] if r.get("outcome_at") is not None else r["created_at"],
                        r["request_id"], r.get("task"))
             else:
                 if r.get("req_request_id") is None:
@@ -82,12 +82,13 @@ def outcome_rows(store: Any, models: Collection[str], *, since: float | None = N
                 row = (f"req:{r['req_prompt_hash']}", text, model, float(r["score"]),
                        _nan(r["req_cost_usd"]) if same else math.nan,
                        _nan(r["req_prompt_tokens"]), _nan(r["req_completion_tokens"]) if same else math.nan,
-                       f"usage:{origin}", prop, float(r["req_created_at"]), r["request_id"], r.get("req_task"))
+                       f"usage:{origin}", r.get("req_answer") if same else None, prop, float(r["req_created_at"]),
+                       r["request_id"], r.get("req_task"))
             if model not in models:
                 unknown[model] += 1
                 continue
             origins[origin] += 1
-            out.append(row[:8] + (float(origin_weights.get(origin, 1.0)), origin) + row[8:])
+            out.append(row[:9] + (float(origin_weights.get(origin, 1.0)), origin) + row[9:])
     rep.by_origin = dict(origins)
     rep.unknown_models = dict(unknown)
     rep.used = len(out)
