@@ -286,6 +286,10 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)))
         if kind == "hashing":
             return HashingEmbedder(int(spec.get("n_features", 1024)))
+        if kind == "finetuned":
+            from .finetuned import FinetunedEmbedder
+
+            return FinetunedEmbedder.from_config(spec)
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":
@@ -310,4 +314,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER)
     if spec == "hashing":
         return HashingEmbedder()
+    if spec in ("task-minilm", "finetuned-minilm"):
+        from .finetuned import FinetunedEmbedder
+
+        return FinetunedEmbedder()
     return SentenceTransformerEmbedder(spec)

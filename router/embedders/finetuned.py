@@ -27,12 +27,19 @@ import numpy as np
 from ..errors import ArtifactError
 from .core import clip_text
 
-__all__ = ["FinetunedEmbedder", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
+__all__ = ["FinetunedEmbedder", "PACKAGED_ENCODER", "packaged_encoder_dir", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
            "export_onnx_int8", "fingerprint"]
 
 ENCODER_CONFIG = "encoder.json"
 ONNX_FILE = "model.int8.onnx"
 _FILES = (ENCODER_CONFIG, "tokenizer.json", "head.npz", ONNX_FILE)
+#: The fine-tuned encoder shipped inside the package (``router/embedders/task_minilm/``).
+PACKAGED_ENCODER = "task-minilm"
+
+
+def packaged_encoder_dir() -> Path:
+    """The folder of the encoder shipped with the package (see BENCHMARKS.md for its numbers)."""
+    return Path(__file__).with_name("task_minilm")
 
 
 def head_tail_text(text: str, max_chars: int = 1200) -> str:
@@ -126,8 +133,10 @@ class FinetunedEmbedder:
     ``predict_proba(texts)`` -> (n, k) over ``labels`` with the encoder's own linear head.
     ``threads``: ONNX Runtime intra-op threads (None: its default)."""
 
-    def __init__(self, folder: str | Path, *, batch_size: int = 32, threads: int | None = None):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path | None = None, *, batch_size: int = 32, threads: int | None = None,
+                 expected_fingerprint: str | None = None):
+        self.packaged = folder is None
+        self.folder = packaged_encoder_dir() if folder is None else Path(folder)
         cfg_path = self.folder / ENCODER_CONFIG
         if not cfg_path.is_file():
             raise ArtifactError(f"{self.folder} is not a fine-tuned encoder folder: no {ENCODER_CONFIG}")
@@ -143,6 +152,9 @@ class FinetunedEmbedder:
         self.batch_size = batch_size
         self.threads = threads
         self.fingerprint = fingerprint(self.folder)
+        if expected_fingerprint is not None and expected_fingerprint != self.fingerprint:
+            raise ArtifactError(f"fine-tuned encoder {self.folder} has fingerprint {self.fingerprint}, "
+                                f"but the saved router expects {expected_fingerprint}: not the encoder it was trained with")
         self._lock = threading.Lock()
         self._session = None
         self._tok = None
@@ -157,7 +169,13 @@ class FinetunedEmbedder:
         return f"finetuned:{self.fingerprint}"
 
     def to_config(self) -> dict[str, Any]:
-        return {"type": "finetuned", "path": str(self.folder), "fingerprint": self.fingerprint}
+        """``path`` is None for the packaged encoder (found again wherever the package is installed)."""
+        return {"type": "finetuned", "path": None if self.packaged else str(self.folder),
+                "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "FinetunedEmbedder":
+        return cls(cfg.get("path"), expected_fingerprint=cfg.get("fingerprint"))
 
     def _load(self):
         with self._lock:
