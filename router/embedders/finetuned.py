@@ -149,6 +149,9 @@ class FinetunedEmbedder:
                 raise ArtifactError(f"{cfg_path}: missing field {key!r}")
         self.labels: list[str] = list(cfg["labels"])
         self.max_tokens = int(cfg["max_tokens"])
+        self.temperature = float(cfg.get("temperature", 1.0))
+        if not self.temperature > 0:
+            raise ArtifactError(f"{cfg_path}: temperature must be positive, got {self.temperature}")
         self.batch_size = batch_size
         self.threads = threads
         self.fingerprint = fingerprint(self.folder)
@@ -221,8 +224,9 @@ class FinetunedEmbedder:
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """texts -> array (n, k): softmax of the encoder's own head, columns in ``labels`` order."""
-        z = self.encode(texts) @ self._w.T + self._b
+        """texts -> array (n, k): softmax of the encoder's own head over ``temperature``
+        (calibration), columns in ``labels`` order."""
+        z = (self.encode(texts) @ self._w.T + self._b) / self.temperature
         z -= z.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)

@@ -140,3 +140,36 @@ def test_class_balanced_weights():
     assert w2[2] > w2[3]  # a row from a small collection counts more
     with pytest.raises(ValueError):
         class_balanced_weights(["a"], [])
+
+
+def test_temperature_flattens_probabilities_without_changing_the_label(tmp_path, encoder):
+    folder = tmp_path / "enc"
+    shutil.copytree(packaged_encoder_dir(), folder)
+    cfg = json.loads((folder / "encoder.json").read_text())
+    cfg["temperature"] = cfg.get("temperature", 1.0) * 2
+    (folder / "encoder.json").write_text(json.dumps(cfg))
+    hot = FinetunedEmbedder(folder, threads=1)
+    texts = ["Write a haiku about autumn leaves.", "Is this review positive or negative? 'Loved it.'"]
+    a, b = encoder.predict_proba(texts), hot.predict_proba(texts)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    assert (b.max(1) < a.max(1)).all()
+    cfg["temperature"] = 0
+    (folder / "encoder.json").write_text(json.dumps(cfg))
+    with pytest.raises(ArtifactError, match="temperature"):
+        FinetunedEmbedder(folder)
+
+
+def test_choose_temperature_cools_overconfident_predictions():
+    from router.training.fit.encoder import choose_temperature
+
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    y = rng.integers(0, k, n)
+    correct = rng.random(n) < 0.7  # right 70% of the time ...
+    pred = np.where(correct, y, (y + 1) % k)
+    p = np.full((n, k), 0.01 / (k - 1))
+    p[np.arange(n), pred] = 0.99  # ... but 99% sure every time
+    assert choose_temperature([p[:1000], p[1000:]], [y[:1000], y[1000:]]) > 1.5
+    well = np.full((n, k), 0.3 / (k - 1))
+    well[np.arange(n), pred] = 0.7
+    assert choose_temperature([well], [y]) == pytest.approx(1.0, abs=0.1)

