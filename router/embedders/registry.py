@@ -11,6 +11,7 @@ from .hashing import HashingEmbedder
 from .minilm import SentenceTransformerEmbedder
 from .onnx import OnnxMiniLMEmbedder
 from .use import USEEmbedder
+from .finetuned import FinetunedEmbedder
 
 __all__ = ["make_embedder"]
 
@@ -18,7 +19,8 @@ __all__ = ["make_embedder"]
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
-    ``hashing``, ``minilm+use``, or a
+    ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package),
+    ``minilm+use``, or a
     sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
     embedded next to the whole text (:class:`router.embedders.ViewsEmbedder`)."""
     if isinstance(spec, dict):
@@ -31,6 +33,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)))
         if kind == "hashing":
             return HashingEmbedder(int(spec.get("n_features", 1024)))
+        if kind == "finetuned":
+            return FinetunedEmbedder.from_config(spec)
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":
@@ -53,4 +57,6 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER)
     if spec == "hashing":
         return HashingEmbedder()
+    if spec in ("task-minilm", "finetuned-minilm"):
+        return FinetunedEmbedder()
     return SentenceTransformerEmbedder(spec)

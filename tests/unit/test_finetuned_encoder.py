@@ -1,0 +1,175 @@
+"""The fine-tuned task encoder: bounded inputs, the packaged ONNX int8 folder, save/load,
+fingerprints, and agreement with the torch model it was exported from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.embedders import make_embedder
+from router.embedders.finetuned import (
+    FinetunedEmbedder,
+    cut_ids,
+    fingerprint,
+    packaged_encoder_dir,
+)
+from router.errors import ArtifactError
+
+REFERENCE = Path(__file__).parent / "data" / "task_minilm_reference.json"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> FinetunedEmbedder:
+    return FinetunedEmbedder(threads=1)
+
+
+def test_cut_ids_keeps_short_inputs_whole():
+    assert cut_ids([5, 6, 7], 101, 102, 8) == [101, 5, 6, 7, 102]
+
+
+def test_cut_ids_keeps_head_and_tail_of_long_inputs():
+    out = cut_ids(list(range(1000)), 101, 102, 10)
+    assert len(out) == 10
+    assert out[0] == 101 and out[-1] == 102
+    assert out[1:5] == [0, 1, 2, 3]  # the first (10-2)/2 ids
+    assert out[5:9] == [996, 997, 998, 999]  # and the last ones
+    with pytest.raises(ValueError):
+        cut_ids([1], 0, 0, 3)
+
+
+def test_packaged_encoder_loads_with_fingerprint(encoder):
+    assert encoder.name == f"finetuned:{fingerprint(packaged_encoder_dir())}"
+    assert len(encoder.fingerprint) == 12
+    assert "translation" in encoder.labels and "code" in encoder.labels
+    vecs = encoder.encode(["Translate 'good morning' into French.", "def f(x): return x"])
+    assert vecs.shape == (2, 384) and vecs.dtype == np.float32
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_token_count_is_bounded_for_long_prompts(encoder):
+    encoder._load()
+    long_prompt = "word " * 20000 + "Now summarise the text above in one sentence."
+    (ids,) = encoder._ids([long_prompt])
+    assert len(ids) == encoder.max_tokens
+    # the ask at the end survives the cut
+    assert "summarise" in encoder._tok.decode(ids)
+
+
+def test_predict_proba_is_a_distribution_and_reads_the_ask(encoder):
+    p = encoder.predict_proba([
+        "Translate this sentence into German: The weather is nice today.",
+        "Write a Python function that reverses a linked list.",
+        "What is 17 * 23 + 4?",
+    ])
+    assert p.shape == (3, len(encoder.labels))
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    assert [encoder.labels[i] for i in p.argmax(1)] == ["translation", "code", "math"]
+
+
+def test_onnx_int8_agrees_with_torch_reference(encoder):
+    """Labels from the fp32 torch model (same head+tail inputs), computed when it was exported."""
+    ref = json.loads(REFERENCE.read_text())
+    assert len(ref) >= 300
+    pred = encoder.predict_proba([r["prompt"] for r in ref]).argmax(1)
+    agree = np.mean([encoder.labels[i] == r["torch_fp32"] for i, r in zip(pred, ref)])
+    assert agree >= 0.98, agree
+
+
+def test_saved_copy_loads_and_matches(tmp_path, encoder):
+    folder = tmp_path / "enc"
+    shutil.copytree(packaged_encoder_dir(), folder)
+    copy = FinetunedEmbedder(folder, threads=1)
+    assert copy.fingerprint == encoder.fingerprint
+    texts = ["Summarise: the cat sat on the mat all day.", "Hola, ¿qué tal?"]
+    np.testing.assert_allclose(copy.encode(texts), encoder.encode(texts), atol=1e-5)
+    cfg = copy.to_config()
+    assert cfg == {"type": "finetuned", "path": str(folder), "fingerprint": copy.fingerprint}
+    again = make_embedder(cfg)
+    assert isinstance(again, FinetunedEmbedder) and again.name == copy.name
+
+
+def test_packaged_config_round_trips_through_make_embedder(encoder):
+    cfg = encoder.to_config()
+    assert cfg["path"] is None
+    assert make_embedder(cfg).name == encoder.name
+    assert make_embedder("task-minilm").name == encoder.name
+
+
+def test_changed_files_change_the_fingerprint_and_are_refused(tmp_path, encoder):
+    folder = tmp_path / "enc"
+    shutil.copytree(packaged_encoder_dir(), folder)
+    cfg = json.loads((folder / "encoder.json").read_text())
+    cfg["note"] = "edited"
+    (folder / "encoder.json").write_text(json.dumps(cfg))
+    assert fingerprint(folder) != encoder.fingerprint
+    with pytest.raises(ArtifactError, match="fingerprint"):
+        make_embedder({"type": "finetuned", "path": str(folder), "fingerprint": encoder.fingerprint})
+
+
+def test_bad_folders_are_named(tmp_path):
+    with pytest.raises(ArtifactError, match="encoder.json"):
+        FinetunedEmbedder(tmp_path)
+    folder = tmp_path / "enc"
+    shutil.copytree(packaged_encoder_dir(), folder)
+    (folder / "encoder.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="invalid JSON"):
+        FinetunedEmbedder(folder)
+    shutil.copy(packaged_encoder_dir() / "encoder.json", folder / "encoder.json")
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(ArtifactError, match="tokenizer.json"):
+        FinetunedEmbedder(folder)
+    shutil.copy(packaged_encoder_dir() / "tokenizer.json", folder / "tokenizer.json")
+    np.savez(folder / "head.npz", weight=np.zeros((3, 384)), bias=np.zeros(3))
+    with pytest.raises(ArtifactError, match="head.npz"):
+        FinetunedEmbedder(folder)
+
+
+def test_class_balanced_weights():
+    from router.training.fit.encoder import class_balanced_weights
+
+    labels = ["a"] * 8 + ["b"] * 2
+    colls = ["x"] * 10
+    w = class_balanced_weights(labels, colls, power=0.75)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[:8].sum() == pytest.approx(w[8:].sum())  # each class weighs the same in total
+    w2 = class_balanced_weights(["a", "a", "b", "b"], ["big", "big", "small", "big"], power=1.0)
+    assert w2[2] > w2[3]  # a row from a small collection counts more
+    with pytest.raises(ValueError):
+        class_balanced_weights(["a"], [])
+
+
+def test_temperature_flattens_probabilities_without_changing_the_label(tmp_path, encoder):
+    folder = tmp_path / "enc"
+    shutil.copytree(packaged_encoder_dir(), folder)
+    cfg = json.loads((folder / "encoder.json").read_text())
+    cfg["temperature"] = cfg.get("temperature", 1.0) * 2
+    (folder / "encoder.json").write_text(json.dumps(cfg))
+    hot = FinetunedEmbedder(folder, threads=1)
+    texts = ["Write a haiku about autumn leaves.", "Is this review positive or negative? 'Loved it.'"]
+    a, b = encoder.predict_proba(texts), hot.predict_proba(texts)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    assert (b.max(1) < a.max(1)).all()
+    cfg["temperature"] = 0
+    (folder / "encoder.json").write_text(json.dumps(cfg))
+    with pytest.raises(ArtifactError, match="temperature"):
+        FinetunedEmbedder(folder)
+
+
+def test_choose_temperature_cools_overconfident_predictions():
+    from router.training.fit.encoder import choose_temperature
+
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    y = rng.integers(0, k, n)
+    correct = rng.random(n) < 0.7  # right 70% of the time ...
+    pred = np.where(correct, y, (y + 1) % k)
+    p = np.full((n, k), 0.01 / (k - 1))
+    p[np.arange(n), pred] = 0.99  # ... but 99% sure every time
+    assert choose_temperature([p[:1000], p[1000:]], [y[:1000], y[1000:]]) > 1.5
+    well = np.full((n, k), 0.3 / (k - 1))
+    well[np.arange(n), pred] = 0.7
+    assert choose_temperature([well], [y]) == pytest.approx(1.0, abs=0.1)
