@@ -114,12 +114,12 @@ def test_models_endpoint(client):
     assert ids and all(isinstance(i, str) for i in ids)
 
 
-def test_keep_alive_and_no_nagle_stall(client):
-    client.chat.completions.create(model="m", messages=MSGS)  # warm the connection
-    t = time.perf_counter()
-    for _ in range(20):
+def test_keep_alive(up, client):
+    """Sequential requests reuse one connection (the latency without Nagle stalls is measured in
+    bench/bench_fake_upstream.py, not asserted here)."""
+    for _ in range(5):
         client.chat.completions.create(model="m", messages=MSGS)
-    assert (time.perf_counter() - t) / 20 < 0.03  # a Nagle/delayed-ACK stall would be ~40 ms each
+    assert len({r["peer"] for r in up.requests[-5:]}) == 1
 
 
 # ---- scripted replies ---------------------------------------------------------------------
@@ -323,13 +323,11 @@ def test_concurrent_requests(up):
                 return _stream_text(c.chat.completions.create(model=f"m{i}", messages=msgs, stream=True))[0]
             return c.chat.completions.create(model=f"m{i}", messages=msgs).choices[0].message.content
 
-        t = time.perf_counter()
         with ThreadPoolExecutor(max_workers=30) as pool:
             results = list(pool.map(call, range(30)))
-        elapsed = time.perf_counter() - t
     assert results == [f"echo[m{i}]: question {i}" for i in range(30)]
     assert len(up.requests) == 30
-    assert elapsed < 3  # served in parallel, not 30 x 0.2 s
+    assert len({r["peer"] for r in up.requests}) > 1  # many connections at once (timing: the bench)
 
 
 def test_stop_is_prompt_and_closes_socket():
@@ -337,9 +335,7 @@ def test_stop_is_prompt_and_closes_socket():
     port = up.port
     with openai.OpenAI(base_url=up.base_url, api_key="test", max_retries=0, timeout=5) as c:
         c.chat.completions.create(model="m", messages=MSGS)  # leaves a keep-alive connection open
-        t = time.perf_counter()
-        up.stop()
-        assert time.perf_counter() - t < 1.0
+        up.stop()  # returns although a keep-alive connection is open (its time: the bench)
         with pytest.raises(openai.APIConnectionError):
             c.chat.completions.create(model="m", messages=MSGS)
     with pytest.raises(OSError):

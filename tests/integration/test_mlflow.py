@@ -145,11 +145,9 @@ def test_bad_inputs(tmp_path, capsys):
     settings = load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/m.db", gate_rows()))
     with pytest.raises(TrackingError, match="no registered model named 'r-test'"):
         promote(settings)
-    t = time.perf_counter()
     code = main(["train", "--out", str(tmp_path / "x"), "--data", str(PROMPTS / "own_en_chat.jsonl"), "--no-shared",
                  "--embedder", "hashing", "--cache", "", "--tracking-uri", "http://127.0.0.1:9"])
     assert code == 1 and "unreachable" in capsys.readouterr().err
-    assert time.perf_counter() - t < 30
     assert not (tmp_path / "x").exists()  # failed before training: nothing written
     assert main(["train", "--out", str(tmp_path / "y"), "--data", str(tmp_path / "missing.jsonl"), "--no-track"]) == 1
     assert "no such data file" in capsys.readouterr().err

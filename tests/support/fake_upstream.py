@@ -276,7 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         model = body.get("model") if isinstance(body, dict) else None
-        up._record(model, body if body is not None else raw.decode("utf-8", "replace"), dict(self.headers.items()))
+        up._record(model, body if body is not None else raw.decode("utf-8", "replace"), dict(self.headers.items()),
+                   self.client_address)
 
         if not self._check_auth():
             return
@@ -475,9 +476,10 @@ class FakeUpstream:
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["model"] == model]
 
-    def _record(self, model: str | None, body: Any, headers: dict[str, str]) -> None:
+    def _record(self, model: str | None, body: Any, headers: dict[str, str], peer: Any = None) -> None:
         with self._lock:
-            self._requests.append({"model": model, "body": body, "headers": headers, "time": time.time()})
+            self._requests.append({"model": model, "body": body, "headers": headers, "time": time.time(),
+                                   "peer": peer})
 
     # ---- faults and replies ---------------------------------------------------------------
 
