@@ -129,9 +129,18 @@ class Reloader:
     def __init__(self, watcher: ChampionWatcher, *, periodic: bool = True):
         self.watcher, self.periodic = watcher, periodic
         self._restore: Callable[[], None] = lambda: None
+        self._first: threading.Thread | None = None
+
+    def ready(self, timeout: float = 30.0) -> bool:
+        """Wait for the check :meth:`start` made; False if it is still running."""
+        if self._first is not None:
+            self._first.join(timeout)
+            return not self._first.is_alive()
+        return True
 
     def start(self) -> "Reloader":
-        threading.Thread(target=self.watcher.check_now, name="router-champion-first", daemon=True).start()
+        self._first = threading.Thread(target=self.watcher.check_now, name="router-champion-first", daemon=True)
+        self._first.start()
         if self.periodic:
             self.watcher.start()
         self._restore = on_sighup(self.watcher.check_now)
