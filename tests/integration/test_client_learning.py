@@ -251,3 +251,29 @@ def test_library_feedback_takes_the_gateways_fields(make, store):
         c.feedback(rid, rating=11)
     with pytest.raises(InvalidRequestError, match="unknown request_id"):
         c.feedback("req_nope", score=1.0)
+
+
+def test_exploration_never_draws_a_model_without_vision_for_an_image(make, up, store, catalog_dict):
+    from router import ModelCatalog
+
+    for name in ("gpt-4o", "gpt-4o-mini"):
+        catalog_dict["models"][name]["capabilities"].append("vision")
+        catalog_dict["models"][name]["quality_priors"]["vision"] = 0.8
+    router_ = Router.default(ModelCatalog.from_dict(catalog_dict))
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "what is in this picture?"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
+    c = make(router=router_, exploration=1.0, rng=np.random.default_rng(5))
+    served = {c.chat.completions.create(model="auto", messages=msgs).router["model"] for _ in range(20)}
+    vision = {m for m in router_.models if router_.catalog[m].vision}
+    assert len(vision) == 3 and served == vision  # every eligible model, and only those
+    assert all(set(x["model"] for x in r.candidates) <= vision for r in rows(store))
+
+
+def test_a_checks_escalation_is_stored_as_implicit_feedback(make, up, store):
+    up.set_reply("deepseek-chat", "def merge_sort(a):\n    # TODO")
+    r = make().chat.completions.create(model="auto:budget", messages=CODE)
+    assert r.router["escalated"] and r.router["cascade"] is None
+    (rec,) = rows(store)
+    assert rec.routed_model == "deepseek-chat" and rec.model != rec.routed_model
+    assert [(f["origin"], f["model"], f["score"]) for f in store.feedback(rec.request_id)] == [
+        ("implicit", "deepseek-chat", 0.0)]
