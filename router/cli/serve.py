@@ -28,7 +28,8 @@ from .main import non_negative, positive_int, add_output_flags, add_router_flag,
 from .stats import safe_url
 from ..savings import BASELINE_MODEL
 
-__all__ = ["register", "cmd_serve", "build_app", "app_from_env", "resolve_for_serve"]
+__all__ = ["register", "cmd_serve", "build_app", "app_from_env", "resolve_for_serve", "serve_version",
+           "make_reloader"]
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,6 +42,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "api_key_env": args.api_key_env,
         "usage_db": None if args.no_usage else (args.usage_db or config.default_usage_db()),
         "store_prompts": bool(args.store_prompts),
+        "store_responses": bool(args.store_responses),
+        "exploration": float(args.exploration),
+        "reload_interval": float(args.reload_interval),
         "auth_keys": list(args.auth_key or ()) or list(config.gateway_auth_keys()),
         "timeout": args.timeout, "max_body_bytes": args.max_body_bytes,
         "baseline": args.baseline,
@@ -68,8 +72,57 @@ def resolve_for_serve(settings: dict[str, Any]) -> tuple[Any, dict[str, Any], st
         resolved.router.route("warm-up")
     except RouterError as exc:
         raise ArtifactError(f"the router {resolved.describe()} cannot route: {exc}; refusing to serve") from None
-    pinned = dict(settings, router=str(resolved.folder) if resolved.folder is not None else config.COLD_START)
+    pinned = dict(settings, router=str(resolved.folder) if resolved.folder is not None else config.COLD_START,
+                  **serve_version(resolved))
     return resolved.router, pinned, resolved.describe()
+
+
+def serve_version(resolved: Any) -> dict[str, Any]:
+    """What the workers log and watch: ``router_version`` (a registry ``NAME/VERSION``, a
+    folder's fingerprint, or ``cold-start``) and ``watch`` (the alias or folder to check for a
+    new champion, with its ``tracking_uri``; ``None`` for a fixed version or the cold start)."""
+    from .. import config
+    from ..serving.reload import router_version
+
+    spec = resolved.choice.spec
+    if resolved.pinned is None or resolved.folder is None:
+        return {"router_version": config.COLD_START, "watch": None, "tracking_uri": None}
+    if resolved.pinned.startswith("models:/"):
+        version = resolved.pinned[len("models:/"):]
+        watch = spec if spec != resolved.pinned else None  # an alias moves; a version never does
+    elif resolved.pinned.startswith("runs:/"):
+        version, watch = resolved.pinned, None
+    else:
+        version, watch = router_version(resolved.folder), str(resolved.folder)
+    return {"router_version": version, "watch": watch, "tracking_uri": resolved.choice.tracking_uri}
+
+
+def make_reloader(settings: dict[str, Any], swap: Any) -> Any:
+    """The champion reloader of ``router serve`` (``None`` when there is nothing to watch):
+    checks ``settings["watch"]`` every ``reload_interval`` seconds (0: only on SIGHUP) and calls
+    ``swap(router, version)`` when it moved, saying so on stderr."""
+    import logging
+
+    from ..persistence.registry import resolve_alias
+    from ..routing import load_configured
+    from ..serving.reload import ChampionWatcher, Reloader, router_version
+
+    spec, tracking = settings.get("watch"), settings.get("tracking_uri")
+    if not spec:
+        return None
+    interval = float(settings.get("reload_interval") if settings.get("reload_interval") is not None else 60.0)
+
+    def resolve(uri: str) -> str:
+        return resolve_alias(uri, tracking) if uri.startswith("models:/") else router_version(uri)
+
+    def on_change(router: Any, version: str) -> None:
+        swap(router, version)
+        logging.getLogger("router.serve").warning("router serve: now serving router %s (%s)", version, spec)
+
+    watcher = ChampionWatcher(spec, on_change, interval=interval if interval > 0 else 3600.0, resolve=resolve,
+                              load=lambda uri: load_configured(uri).router,
+                              current=settings.get("router_version"))
+    return Reloader(watcher, periodic=interval > 0)
 
 
 def build_app(settings: dict[str, Any], router: Any = None) -> tuple[Any, Any]:
@@ -84,17 +137,27 @@ def build_app(settings: dict[str, Any], router: Any = None) -> tuple[Any, Any]:
     if settings.get("usage_db"):
         from ..serving.usage.store import UsageStore
 
-        store = UsageStore(settings["usage_db"], store_prompts=bool(settings.get("store_prompts")))
+        store = UsageStore(settings["usage_db"], store_prompts=bool(settings.get("store_prompts")),
+                           store_responses=bool(settings.get("store_responses")))
     api_key = None
     if settings.get("base_url"):
         env_name = settings.get("api_key_env") or "ROUTER_API_KEY"
         api_key = config.secret(env_name)
+    holder: dict[str, Any] = {}
+
+    def swap(new: Any, version: str) -> None:
+        holder["app"].state.client.swap_router(new, version)
+        holder["app"].state.router = new
+
     app = create_app(
         router, usage=store, api_keys=tuple(settings.get("auth_keys") or ()),
         max_body_bytes=int(settings.get("max_body_bytes") or 1_000_000),
         base_url=settings.get("base_url"), api_key=api_key, timeout=float(settings.get("timeout") or 60.0),
         baseline_model=settings.get("baseline") or BASELINE_MODEL,
+        exploration=float(settings.get("exploration") or 0.0), router_version=settings.get("router_version"),
+        watcher=make_reloader(settings, swap),
     )
+    holder["app"] = app
     return app, store
 
 
@@ -120,7 +183,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = settings["base_url"] or "each model's catalog provider"
     say(f"router gateway on http://{args.host}:{args.port}/v1 -> {where}; usage log: "
         f"{safe_url(settings['usage_db']) if settings['usage_db'] else 'off'}; "
-        f"auth: {'on' if settings['auth_keys'] else 'off'}; workers: {args.workers}")
+        f"auth: {'on' if settings['auth_keys'] else 'off'}; workers: {args.workers}; "
+        f"exploration: {settings['exploration']:g}; champion reload: "
+        + (f"{pinned['watch']} every {settings['reload_interval']:g}s and on SIGHUP" if pinned.get("watch") else "off"))
     if args.workers > 1:
         del router  # each worker loads the pinned folder itself
         os.environ["ROUTER_SERVE_SETTINGS"] = json.dumps(pinned)  # handed to the worker processes
@@ -146,6 +211,16 @@ def _port(text: str) -> int:
     return v
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return v
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the OpenAI-compatible gateway (uvicorn)",
                        description="Run the OpenAI-compatible router gateway.")
@@ -161,7 +236,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key-env", help="NAME of the variable holding the --base-url key (default ROUTER_API_KEY)")
     p.add_argument("--usage-db", help="usage log URL (default: $ROUTER_USAGE_DB or sqlite:///router_usage.db)")
     p.add_argument("--no-usage", action="store_true", help="do not keep a usage log")
-    p.add_argument("--store-prompts", action="store_true", help="keep prompt text in the log (default: hash only)")
+    p.add_argument("--store-prompts", action="store_true",
+                   help="keep prompt text and the text the classifier read in the log (default: hash only; "
+                        "hash-only rows cannot train the router)")
+    p.add_argument("--store-responses", action="store_true",
+                   help="keep the answers in the log (they train the answer scorer; default: off)")
+    p.add_argument("--exploration", type=_fraction, default=0.0, metavar="EPS",
+                   help="route a share EPS of auto requests to a model drawn uniformly among the eligible ones, "
+                        "for off-policy learning (default 0; a request opts out with \"explore\": false)")
+    p.add_argument("--reload-interval", type=non_negative, default=60.0, metavar="SECONDS",
+                   help="check the served alias (or folder) for a new champion this often and switch without a "
+                        "restart (default 60; 0: only on SIGHUP)")
     p.add_argument("--auth-key", nargs="+", metavar="KEY",
                    help="accepted bearer keys (default: $ROUTER_AUTH_KEYS, comma-separated; none: no auth)")
     p.add_argument("--workers", type=positive_int, default=1,

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ChampionWatcher", "router_version"]
+__all__ = ["ChampionWatcher", "router_version", "on_sighup", "Reloader"]
 
 log = logging.getLogger("router.reload")
 
@@ -97,3 +98,55 @@ class ChampionWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def on_sighup(check: Callable[[], Any]) -> Callable[[], None]:
+    """Run ``check`` (e.g. :meth:`ChampionWatcher.check_now`) on a thread each time the process
+    gets ``SIGHUP`` (loading a router takes seconds: never in the handler itself). Returns a
+    function that restores the previous handler. A no-op off the main thread or where there is
+    no ``SIGHUP``."""
+    sig = getattr(signal, "SIGHUP", None)  # absent on Windows
+    if sig is None or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=check, name="router-champion-sighup", daemon=True).start()
+
+    previous = signal.signal(sig, handler)
+
+    def restore() -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
+
+
+class Reloader:
+    """A :class:`ChampionWatcher` run for a server's lifetime: :meth:`start` checks once at once
+    (a worker restarted by its supervisor catches up), then every ``interval`` seconds when
+    ``periodic``, and on ``SIGHUP``; :meth:`stop` ends both."""
+
+    def __init__(self, watcher: ChampionWatcher, *, periodic: bool = True):
+        self.watcher, self.periodic = watcher, periodic
+        self._restore: Callable[[], None] = lambda: None
+        self._first: threading.Thread | None = None
+
+    def ready(self, timeout: float = 30.0) -> bool:
+        """Wait for the check :meth:`start` made; False if it is still running."""
+        if self._first is not None:
+            self._first.join(timeout)
+            return not self._first.is_alive()
+        return True
+
+    def start(self) -> "Reloader":
+        self._first = threading.Thread(target=self.watcher.check_now, name="router-champion-first", daemon=True)
+        self._first.start()
+        if self.periodic:
+            self.watcher.start()
+        self._restore = on_sighup(self.watcher.check_now)
+        return self
+
+    def stop(self) -> None:
+        self._restore()
+        self._restore = lambda: None
+        self.watcher.stop()

@@ -68,9 +68,10 @@ from ...tasks.taxonomy import RegexTaskClassifier
 from .drivers import drive_async, drive_sync
 from .machine import Machine
 from .options import RequestState, new_request_id
+from .learning import Explorer
 from .policies import EscalationPolicy, RetryPolicy
 from .providers import Providers
-from .records import log_failure, log_request, meta, tokens
+from .records import log_failure, log_request, meta, response_text, tokens
 from .sdk_transport import SDKTransport
 from .streams import AsyncRoutedStream, RoutedStream, Tally, async_chunks, sync_chunks
 from .transport import ChatTransport
@@ -110,7 +111,14 @@ class _Base:
     the registered champion > cold start).
     ``transport``: a :class:`ChatTransport` (default: an SDK transport built from ``clients`` /
     ``async_clients`` and ``timeout``; give one or the other). ``sleep`` defaults to
-    ``time.sleep`` (sync) or ``asyncio.sleep`` (async)."""
+    ``time.sleep`` (sync) or ``asyncio.sleep`` (async).
+
+    The learning loop: ``escalate`` is the default of the request option of the same name
+    (``False``, ``"checks"`` or ``{"target", "max_steps", "agree"}``, see :mod:`.learning`);
+    ``exploration`` is ε of ε-greedy exploration on ``auto`` requests (``rng``: a
+    ``numpy.random.Generator``, seeded in tests; a request opts out with ``explore: false``);
+    ``router_version`` is logged with every routed request (a registry ``name/version`` or a
+    folder's fingerprint, :func:`router.serving.reload.router_version`)."""
 
     _shared: _Shared
     _default_sleep: Callable[[float], Any]
@@ -120,7 +128,9 @@ class _Base:
                  base_url: str | None = None, api_key: str | None = None, usage: Any = None,
                  retry: RetryPolicy = RetryPolicy(), escalation: EscalationPolicy | None = EscalationPolicy(),
                  timeout: float = 60.0, cooldown_s: float = 30.0, failure_threshold: int = 3,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None,
+                 escalate: Any = "checks", exploration: float = 0.0, rng: Any = None,
+                 router_version: str | None = None):
         if router is None:
             router = Router.from_config()
         if transport is None:
@@ -130,7 +140,8 @@ class _Base:
         elif not isinstance(transport, ChatTransport):
             raise TypeError(f"transport must implement ChatTransport, got {type(transport).__name__}")
         machine = Machine(router, usage=usage, retry=retry, escalation=escalation, timeout=timeout,
-                          cooldown_s=cooldown_s, failure_threshold=failure_threshold, clock=clock)
+                          cooldown_s=cooldown_s, failure_threshold=failure_threshold, clock=clock,
+                          explorer=Explorer(exploration, rng), escalate=escalate, router_version=router_version)
         self._shared = _Shared(machine, transport, Providers(router.catalog, base_url=base_url, api_key=api_key),
                                isinstance(router.classifier, RegexTaskClassifier))
         self._sleep = sleep if sleep is not None else self._default_sleep
@@ -142,6 +153,34 @@ class _Base:
     @property
     def router(self) -> Any:
         return self._shared.machine.router
+
+    @property
+    def router_version(self) -> str | None:
+        return self._shared.machine.router_version
+
+    def swap_router(self, router: Router, version: str | None = None) -> None:
+        """Route with ``router`` from the next request on (a newly promoted champion; the
+        ``on_change`` of a :class:`~router.serving.reload.ChampionWatcher`); requests in flight
+        finish with the router they started with. Shared with the ``.aio`` twin."""
+        sh = self._shared
+        sh.machine.swap(router, version)
+        sh.providers.catalog = router.catalog
+        sh.light_routing = isinstance(router.classifier, RegexTaskClassifier)
+
+    def feedback(self, request_id: str, *, score: float | None = None, thumbs: str | None = None,
+                 rating: float | None = None, comment: str | None = None, origin: str = "human",
+                 model: str | None = None) -> int:
+        """Store feedback on a logged request in the client's usage log: one of ``score`` (0..1),
+        ``thumbs`` (``"up"`` / ``"down"``) or ``rating`` (1..10), mapped as the gateway's
+        ``POST /v1/feedback`` maps them; ``origin`` any of the usage log's origins (the library is
+        trusted). Returns the feedback id; :class:`InvalidRequestError` names a bad value."""
+        from ..usage.record import score_from
+
+        usage = self._shared.machine.usage
+        if usage is None:
+            raise InvalidRequestError("this client has no usage log: feedback cannot be stored")
+        value = score_from(score=score, thumbs=thumbs, rating=rating)
+        return usage.add_feedback(request_id, value, comment, origin=origin, model=model)
 
     @property
     def catalog(self) -> Any:
@@ -216,6 +255,7 @@ class RoutedClient(_Base):
 def _finish(m: Machine, st: RequestState, model: str, response: Any) -> Any:
     """A non-streaming success: attach ``response.router`` and log."""
     pt, ct = tokens(st, response)
+    st.answer = response_text(response)
     info = meta(st, model, st.cost)
     response.router = info
     log_request(m.usage, st, model, "ok", None, pt, ct, info["latency_ms"])

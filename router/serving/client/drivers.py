@@ -3,12 +3,13 @@ transport, sleep) until it returns ``(model, answer)``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .machine import Call, Result, Sleep
+from .machine import Call, Result, Sleep, Work
 from .providers import Providers
 from .streams import open_async, open_sync
 from .transport import ChatCall, ChatTransport
@@ -55,6 +56,8 @@ def drive_sync(gen: Generator[Any, Any, Any], transport: ChatTransport, provider
                 if action.seconds > 0:
                     sleep(action.seconds)
                 action = gen.send(None)
+            elif isinstance(action, Work):
+                action = gen.send(action.fn(*action.args))
             else:
                 action = gen.send(_perform_sync(action, transport, providers))
     except StopIteration as stop:
@@ -92,6 +95,8 @@ async def drive_async(gen: Generator[Any, Any, Any], transport: ChatTransport, p
                 if action.seconds > 0:
                     await sleep(action.seconds)
                 action = gen.send(None)
+            elif isinstance(action, Work):  # CPU work (scoring answers): keep the event loop free
+                action = gen.send(await asyncio.to_thread(action.fn, *action.args))
             else:
                 action = gen.send(await _perform_async(action, transport, providers))
     except StopIteration as stop:

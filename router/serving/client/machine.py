@@ -15,12 +15,14 @@ from typing import Any
 
 from ...errors import NoEligibleModelError, RouterError, UpstreamError
 from .adapt import adapt_params
+from .cascading import Work, run_cascade
 from .failures import classify
+from .learning import Explorer, parse_escalate
 from .options import RequestState, parse_options
 from .policies import EscalationPolicy, Health, RetryPolicy
 from .records import log_rejected, response_text, tokens
 
-__all__ = ["Machine", "Call", "Sleep", "Result"]
+__all__ = ["Machine", "Call", "Sleep", "Result", "Work"]
 
 
 @dataclass
@@ -48,7 +50,12 @@ class Machine:
     """What one routed client knows between requests: router, policies, cooldowns, usage log."""
 
     def __init__(self, router: Any, *, usage: Any, retry: RetryPolicy, escalation: EscalationPolicy | None,
-                 timeout: float, cooldown_s: float, failure_threshold: int, clock: Callable[[], float]):
+                 timeout: float, cooldown_s: float, failure_threshold: int, clock: Callable[[], float],
+                 explorer: Explorer | None = None, escalate: Any = "checks", router_version: str | None = None):
+        parse_escalate(escalate)  # a bad client default fails at construction, not per request
+        self.escalate_default = escalate
+        self.explorer = explorer if explorer is not None else Explorer(0.0)
+        self.router_version = router_version
         self.router = router
         self.catalog = router.catalog
         self.usage = usage
@@ -62,18 +69,26 @@ class Machine:
     def start(self, kwargs: Mapping[str, Any], request_id: str, client_tag: str | None) -> RequestState:
         """Parse the request; a rejected one is logged (status ``rejected``) and re-raised."""
         try:
-            st = parse_options(kwargs, request_id=request_id, client_tag=client_tag, catalog=self.catalog,
-                               tiers=self.router.policy.tiers)
+            router = self.router  # one router decides a whole request, even across a champion swap
+            st = parse_options(kwargs, request_id=request_id, client_tag=client_tag, catalog=router.catalog,
+                               tiers=router.policy.tiers, escalate_default=self.escalate_default)
         except RouterError as exc:
             log_rejected(self.usage, request_id, kwargs.get("model"), exc, client_tag, bool(kwargs.get("stream")))
             raise
         if st.timeout is None:
             st.timeout = self.timeout
+        st.router, st.router_version = router, self.router_version
         return st
+
+    def swap(self, router: Any, version: str | None = None) -> None:
+        """Serve ``router`` (e.g. a newly promoted champion) from the next request on; requests in
+        flight finish with the router they started with."""
+        self.router, self.catalog, self.router_version = router, router.catalog, version
 
     def route(self, st: RequestState, exclude: Sequence[str] = ()) -> Any:
         c = st.constraints
-        return self.router.route(st.messages, tier=st.tier, min_quality=c.min_quality, max_cost=c.max_cost,
+        router = st.router if st.router is not None else self.router
+        return router.route(st.messages, tier=st.tier, min_quality=c.min_quality, max_cost=c.max_cost,
                                  max_quality_gap=c.max_quality_gap, max_tokens=c.max_tokens, exclude=exclude)
 
     def first_route(self, st: RequestState) -> Any:
@@ -97,6 +112,20 @@ class Machine:
     def run(self, st: RequestState, decision: Any) -> Generator[Any, Any, tuple[str, Any]]:
         st.decision = decision
         model = decision.model if decision is not None else st.model
+        if decision is not None and st.auto and self.usage is not None:
+            st.classifier_text = (st.router or self.router).classifier_text(st.messages)
+        if decision is not None and st.auto and st.cascade is not None and not st.stream:
+            done = yield from run_cascade(self, st, decision)
+            if done is not None:
+                return done
+            if st.tried:
+                st.failed.extend(m for m in st.tried if m not in st.failed)
+            model = self.fallback(st)
+            if model is None:
+                raise self.exhausted(st)
+        elif decision is not None and st.auto and st.explore:
+            st.explored = self.explorer.draw(decision)
+            model = st.explored.model
         while True:
             outcome = yield from self.attempts(st, model)
             if outcome is not None:
@@ -163,7 +192,8 @@ class Machine:
     def escalate(self, st: RequestState, model: str, response: Any) -> Generator[Any, Any, tuple[str, Any]]:
         pol = self.escalation
         d = st.decision
-        if pol is None or d is None or not st.auto or pol.max_escalations <= 0 or not st.escalate:
+        if pol is None or d is None or not st.auto or pol.max_escalations <= 0 or not st.escalate \
+                or st.cascade is not None:
             return model, response
         for _ in range(pol.max_escalations):
             hit = pol.triggered(response_text(response), d.task)

@@ -14,13 +14,14 @@ from typing import Any
 from ...errors import InvalidRequestError
 from ...policy import Constraints
 from ...text.request import ParsedRequest, parse_request
+from .learning import CascadeRequest, parse_escalate, parse_explore
 
 __all__ = ["AUTO_MODELS", "OPTION_KEYS", "RequestState", "parse_options", "new_request_id"]
 
 #: The model names that ask for routing.
 AUTO_MODELS = ("auto", "auto:budget", "auto:balanced", "auto:quality")
 #: Routing options a request may carry (keyword arguments or ``extra_body["router"]``).
-OPTION_KEYS = frozenset({"max_cost", "min_quality", "max_quality_gap", "tier", "escalate"})
+OPTION_KEYS = frozenset({"max_cost", "min_quality", "max_quality_gap", "tier", "escalate", "explore"})
 _TOP_LEVEL_OPTIONS = ("max_cost", "min_quality", "max_quality_gap")
 
 
@@ -71,6 +72,16 @@ class RequestState:
     escalated: bool = False
     last: Any = None  # the last Failure
     adapted: dict[str, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    # the learning loop (see .learning): the cascade asked for, the exploration opt-out, the
+    # exploration draw, the router (and its version) that decided, what the log row keeps
+    cascade: CascadeRequest | None = None
+    explore: bool = True
+    explored: Any = None  # router.learning.Explored: the model routed to first and its propensity
+    router: Any = None
+    router_version: str | None = None
+    classifier_text: str | None = None
+    answer: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # the cascade's steps
 
     @property
     def max_cost(self) -> float | None:
@@ -89,7 +100,7 @@ def _router_options(kw: dict[str, Any], extra_body: dict[str, Any] | None) -> di
         if not isinstance(src, Mapping):
             raise InvalidRequestError("the 'router' options must be an object")
         opts.update(src)
-    for k in _TOP_LEVEL_OPTIONS:
+    for k in (*_TOP_LEVEL_OPTIONS, "explore"):
         if k in kw:
             opts[k] = kw.pop(k)
     unknown = set(opts) - OPTION_KEYS
@@ -102,11 +113,12 @@ def _router_options(kw: dict[str, Any], extra_body: dict[str, Any] | None) -> di
 
 
 def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str | None, catalog: Any,
-                  tiers: Mapping[str, float]) -> RequestState:
+                  tiers: Mapping[str, float], escalate_default: Any = "checks") -> RequestState:
     """Validate ``kwargs`` (what ``chat.completions.create`` was given) -> :class:`RequestState`.
 
     Raises :class:`InvalidRequestError` (naming the field) or ``UnknownModelError``; the routing
-    constraints are checked here, once, by :class:`~router.policy.Constraints`."""
+    constraints are checked here, once, by :class:`~router.policy.Constraints`. ``escalate``
+    (:func:`~.learning.parse_escalate`) defaults to ``escalate_default``."""
     kw = dict(kwargs)
     model = kw.pop("model", None)
     if not isinstance(model, str) or not model.strip():
@@ -142,6 +154,8 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
     constraints = Constraints(tier=tier, min_quality=opts.get("min_quality"), max_cost=opts.get("max_cost"),
                               max_quality_gap=opts.get("max_quality_gap"),
                               max_tokens=kw.get("max_completion_tokens", kw.get("max_tokens")))
+    escalate, cascade = parse_escalate(opts.get("escalate", escalate_default))
+    explore = parse_explore(opts.get("explore", True))
     timeout = kw.pop("timeout", None)
     stream = bool(kw.get("stream"))
     so = kw.get("stream_options")
@@ -159,6 +173,7 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
         params["extra_body"] = extra
     return RequestState(
         request_id=request_id, requested_model=name, auto=auto, model=canonical, tier=tier,
-        constraints=constraints, escalate=opts.get("escalate") is not False, params=params, parsed=parsed,
+        constraints=constraints, escalate=escalate, params=params, parsed=parsed,
         messages=messages, stream=stream, caller_usage=caller_usage, timeout=timeout, client_tag=client_tag,
+        cascade=cascade, explore=explore,
     )

@@ -45,7 +45,36 @@ def meta(st: RequestState, model: str | None, cost: float | None) -> dict[str, A
         "rule": (d.rule if st.auto else "explicit") if d is not None else "explicit",
         "escalated": st.escalated,
         "latency_ms": round((time.perf_counter() - st.t0) * 1000.0, 2),
+        **learning_meta(st),
     }
+
+
+def learning_meta(st: RequestState) -> dict[str, Any]:
+    """The learning loop's part of the metadata: the router version that decided, the model
+    routed to first and its propensity, whether exploration drew it, and the cascade's steps
+    (``None`` without a cascade)."""
+    ex = st.explored
+    routed = ex.model if ex is not None else (st.decision.model if (st.decision is not None and st.auto) else None)
+    return {
+        "router_version": st.router_version,
+        "routed_model": routed,
+        "propensity": (float(ex.propensity) if ex is not None else 1.0) if routed is not None else None,
+        "explored": bool(ex.explored) if ex is not None else False,
+        "cascade": list(st.steps) if st.cascade is not None and st.steps else None,
+    }
+
+
+def _learning_fields(st: RequestState) -> dict[str, Any]:
+    """The log row's learning-loop columns (:func:`~router.serving.usage.record.decision_fields`)
+    of a routed request; none for a named model."""
+    from ..usage.record import decision_fields
+
+    if st.decision is None or not st.auto:
+        return {"answer": st.answer}
+    out = decision_fields(st.decision, st.explored, router_version=st.router_version,
+                          classifier_text=st.classifier_text)
+    out["answer"] = st.answer
+    return out
 
 
 def log_request(usage: Any, st: RequestState, model: str | None, status: str, error: str | None, pt: int, ct: int,
@@ -66,7 +95,7 @@ def log_request(usage: Any, st: RequestState, model: str | None, status: str, er
             prompt_tokens=int(pt), completion_tokens=int(ct), cost_usd=float(st.cost),
             latency_ms=float(latency_ms if latency_ms is not None else (time.perf_counter() - st.t0) * 1000.0),
             status=status, error=error, chain=list(st.chain), escalated=st.escalated, stream=st.stream,
-            prompt=text, prompt_hash=hash_prompt(text), client=st.client_tag,
+            prompt=text, prompt_hash=hash_prompt(text), client=st.client_tag, **_learning_fields(st),
         ))
     except Exception:  # logging must never fail a request
         log.warning("usage logging failed for %s", st.request_id, exc_info=True)

@@ -126,6 +126,7 @@ class Tally:
                         break
             self.meta.update(meta(st, self.model, st.cost))
             self.meta["status"] = status
+            st.answer = "".join(self.parts)
             log_request(self.machine.usage, st, self.model, status, error, pt, ct, self.meta["latency_ms"])
         except Exception:
             log.warning("stream bookkeeping failed", exc_info=True)

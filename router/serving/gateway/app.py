@@ -14,13 +14,17 @@ Endpoints:
   ``max_cost`` / ``min_quality`` or ``"router": {...}`` (what the SDK's ``extra_body`` sends).
   Response headers: ``x-router-model``, ``x-router-task``, ``x-router-tier`` (when known),
   ``x-router-request-id`` and ``x-router-cost`` (USD actually spent; for a stream, which is
-  priced only when it ends, the routing estimate — the usage log has the actual cost).
+  priced only when it ends, the routing estimate — the usage log has the actual cost), and the
+  learning loop's ``x-router-version``, ``x-router-routed-model``, ``x-router-propensity``,
+  ``x-router-explored`` and ``x-router-cascade`` (:mod:`.learning`).
   A stream that breaks after its first token ends with ``data: {"error": {...}}`` and
   ``data: [DONE]`` (the OpenAI SDK raises ``APIError`` on that event).
 * ``GET /v1/models``: the catalog's models plus ``auto``, ``auto:budget``, ``auto:balanced``,
   ``auto:quality``.
-* ``POST /v1/feedback``: ``{"request_id", "score": 0..1}`` or ``{"request_id", "thumbs": "up"|"down"}``
-  (optional ``comment``), stored with ``UsageStore.add_feedback``.
+* ``POST /v1/feedback``: ``{"request_id", "score": 0..1}``, ``{"request_id", "thumbs": "up"|"down"}``
+  or ``{"request_id", "rating": 1..10}`` (optional ``comment``, ``model`` and ``origin``: ``human``,
+  the default, or ``implicit``; a client cannot claim ``judge``), validated by
+  :func:`~router.serving.usage.record.client_feedback` and stored with ``UsageStore.add_feedback``.
 * ``GET /v1/stats`` (``?baseline=gpt-4o&since=<unix time>``): ``UsageStore.stats``.
 * ``GET /health``: liveness, models cooling down, usage-log counters (no auth).
 
@@ -41,7 +45,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +71,8 @@ from ..client import (
     new_request_id,
 )
 from .errors import error_response, map_exception
+from ..usage.record import client_feedback
+from .learning import feedback_param, learning_headers
 
 __all__ = ["create_app"]
 
@@ -107,6 +112,7 @@ def _router_headers(meta: dict[str, Any], cost: float | None) -> dict[str, str]:
         h["x-router-tier"] = str(meta["tier"])
     if cost is not None:
         h["x-router-cost"] = f"{cost:.10f}"
+    h.update(learning_headers(meta))
     return h
 
 
@@ -125,6 +131,11 @@ def create_app(
     baseline_model: str = BASELINE_MODEL,
     transport: ChatTransport | None = None,
     title: str = "LLM router gateway",
+    escalate: Any = "checks",
+    exploration: float = 0.0,
+    rng: Any = None,
+    router_version: str | None = None,
+    watcher: Any = None,
 ) -> FastAPI:
     """An OpenAI-compatible gateway over ``router`` (see the module docstring).
 
@@ -133,14 +144,18 @@ def create_app(
     ``escalation``, ``timeout`` and ``transport`` (default: :class:`RawTransport`, which passes
     the provider's JSON through without building SDK objects). ``usage``: the usage log (feedback, stats; the client logs to
     its own, which is this one when the gateway builds the client). ``api_keys``: accepted bearer
-    keys (none: no auth).
+    keys (none: no auth). ``escalate``, ``exploration``, ``rng`` and ``router_version``: the
+    built client's learning-loop options (see :class:`~router.serving.client.RoutedClient`).
+    ``watcher``: started with the app and stopped on shutdown (a
+    :class:`~router.serving.reload.ChampionWatcher` whose ``on_change`` swaps the client's router).
     """
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be >= 1")
     if client is None:
         aclient = AsyncRoutedClient(router, transport=transport or RawTransport(timeout=timeout), base_url=base_url,
                                     api_key=api_key, usage=usage, retry=retry or RetryPolicy(),
-                                    escalation=escalation, timeout=timeout)
+                                    escalation=escalation, timeout=timeout, escalate=escalate,
+                                    exploration=exploration, rng=rng, router_version=router_version)
     elif transport is not None:
         raise ValueError("give a client or a transport, not both (the client has its own transport)")
     elif isinstance(client, RoutedClient):
@@ -165,15 +180,20 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await run_in_threadpool(watcher.stop)
             await aclient.aclose()
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.router = router
     app.state.client = aclient
     app.state.usage = store
+    app.state.watcher = watcher
 
     # -- helpers -------------------------------------------------------------------------------
     def check_auth(request: Request) -> tuple[Response | None, str | None]:
@@ -299,31 +319,16 @@ def create_app(
             return err
         if not isinstance(body, dict):
             return error_response(400, "the request body must be a JSON object")
-        rid = body.get("request_id")
-        if not isinstance(rid, str) or not rid:
-            return error_response(400, "'request_id' is required (the x-router-request-id of the answer)",
-                                  param="request_id")
-        if "score" in body:
-            score = body["score"]
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
-                    or not 0.0 <= score <= 1.0:
-                return error_response(400, f"'score' must be a number in [0, 1], got {score!r}", param="score")
-        elif "thumbs" in body:
-            thumbs = body["thumbs"]
-            if thumbs not in ("up", "down"):
-                return error_response(400, f"'thumbs' must be 'up' or 'down', got {thumbs!r}", param="thumbs")
-            score = 1.0 if thumbs == "up" else 0.0
-        else:
-            return error_response(400, "give 'score' (0..1) or 'thumbs' ('up' | 'down')", param="score")
-        comment = body.get("comment")
-        if comment is not None and not isinstance(comment, str):
-            return error_response(400, "'comment' must be a string", param="comment")
+        try:  # origin: a client cannot claim judge; score, thumbs or a 1-10 rating
+            kw = client_feedback(body)
+        except InvalidRequestError as exc:
+            return error_response(400, str(exc), param=feedback_param(str(exc)))
         try:
-            fid = await run_in_threadpool(store.add_feedback, rid, float(score), comment)
-        except InvalidRequestError as exc:  # scores are checked above: this is an unknown request id
+            fid = await run_in_threadpool(lambda: store.add_feedback(**kw))
+        except InvalidRequestError as exc:  # values are checked above: this is an unknown request id
             return error_response(404, str(exc), "invalid_request_error", "request_not_found", "request_id")
-        return Response(json.dumps({"object": "feedback", "id": fid, "request_id": rid, "score": float(score)}),
-                        media_type=_JSON)
+        return Response(json.dumps({"object": "feedback", "id": fid, "request_id": kw["request_id"],
+                                    "score": kw["score"], "origin": kw["origin"]}), media_type=_JSON)
 
     @app.get("/v1/stats")
     async def stats(request: Request, baseline: str | None = None, since: float | None = None) -> Response:

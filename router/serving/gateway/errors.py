@@ -24,7 +24,8 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 
 
 def _param_of(message: str) -> str | None:
-    for name in ("messages", "max_tokens", "max_cost", "min_quality", "max_quality_gap", "model"):
+    for name in ("messages", "max_tokens", "max_cost", "min_quality", "max_quality_gap", "model", "escalate",
+                 "explore"):
         if message.startswith(name) or message.startswith(f"'{name}'") or f" {name} " in message[:40]:
             return name
     if message.startswith("prompt"):
