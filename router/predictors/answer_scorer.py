@@ -192,7 +192,7 @@ class AnswerScorer:
 
 def load_answer_scorer(config: dict[str, Any], folder: Path, catalog: Any = None) -> AnswerScorer:
     """Inverse of :meth:`AnswerScorer.save_state`; :class:`ArtifactError` naming a bad field."""
-    where = f"{folder}: answer_scorer"
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
     if text_list(config, "features", where, []) != list(ANSWER_FEATURE_NAMES):
         raise ArtifactError(f"{folder}: the answer scorer was saved with features {config.get('features')}, "
                             f"this version computes {list(ANSWER_FEATURE_NAMES)}; retrain it")

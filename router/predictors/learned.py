@@ -185,7 +185,7 @@ def _heads(cfg: Mapping[str, Any], catalog: ModelCatalog, folder: Path, where: s
 
 def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedQualityModel:
     """Inverse of :meth:`LearnedQualityModel.save_state`; :class:`ArtifactError` naming a bad field."""
-    where = f"{folder}: quality"
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
     counts = mapping(cfg, "counts", where, {})
     for m, n in counts.items():
         count(n, f"{where}: counts[{m!r}]")
@@ -198,7 +198,7 @@ def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatal
 
 def load_cost_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedCostModel:
     """Inverse of :meth:`LearnedCostModel.save_state`; :class:`ArtifactError` naming a bad field."""
-    where = f"{folder}: cost"
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
     tokens = output_tokens(cfg, where)
     metadata = mapping(cfg, "metadata", where, {})
     return LearnedCostModel(catalog, _heads(cfg, catalog, folder, where, "regressor"), metadata, tokens)

@@ -151,7 +151,7 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
                     embedder: Embedder | None = None) -> LearnedTaskClassifier:
     """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``;
     :class:`ArtifactError` naming the field of ``config`` that is missing or invalid."""
-    where = f"{folder}: classifier"
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
     if text_list(config, "features", where, []) != list(FEATURE_NAMES):
         raise ArtifactError(f"{folder}: saved with features {config.get('features')}, "
                             f"this version computes {list(FEATURE_NAMES)}; retrain the router")
@@ -184,18 +184,20 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
     else:
         layout = FeatureLayout.infer(embedder, int(getattr(head, "n_features_in_", 0)))
     if layout.hand_features != FEATURE_NAMES:
-        raise ArtifactError(f"{where}: layout: saved with hand_features {list(layout.hand_features)}, "
-                            f"this version computes {list(FEATURE_NAMES)}; retrain the router")
+        raise ArtifactError(f"{where}: layout hand_features: saved with hand features "
+                            f"{list(layout.hand_features)}, this version computes {list(FEATURE_NAMES)}; "
+                            "retrain the router")
     views = embedder.views if isinstance(embedder, ViewsEmbedder) else ()
     if layout.views != tuple(views):
         raise ArtifactError(f"{where}: the layout {layout.describe()} has views {list(layout.views)}, "
                             f"its embedder {list(views)}")
+    try:
+        clf = LearnedTaskClassifier(embedder, head, threshold=threshold, complexity_head=complexity,
+                                    metadata=metadata, layout=layout)
+    except ArtifactError as exc:  # the head's width differs from the layout's blocks
+        raise ArtifactError(f"{where}: layout blocks: {exc}") from None
     body = embedder.inner if isinstance(embedder, ViewsEmbedder) else embedder
     if isinstance(body, HashingEmbedder) and layout.blocks[0][1] != body.n_features:
         raise ArtifactError(f"{where}: embedder n_features {body.n_features} differs from the width of "
                             f"layout blocks[0] {layout.describe()}")
-    try:
-        return LearnedTaskClassifier(embedder, head, threshold=threshold, complexity_head=complexity,
-                                     metadata=metadata, layout=layout)
-    except ArtifactError as exc:  # the head's width differs from the layout's blocks
-        raise ArtifactError(f"{where}: layout blocks: {exc}") from None
+    return clf

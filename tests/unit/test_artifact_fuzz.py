@@ -40,7 +40,8 @@ def tiny_learned_router() -> Router:
 
     catalog = ModelCatalog.from_dict(CATALOG)
     prompts = EASY + HARD
-    ds = LabelledSet([LabelledPrompt(p, "general" if i < 20 else "math", "ab"[i % 2]) for i, p in enumerate(prompts)])
+    ds = LabelledSet([LabelledPrompt(p, "general" if i < 20 else "math", "ab"[i % 2],
+                                     difficulty="easy" if i < 20 else "hard") for i, p in enumerate(prompts)])
     clf = fit_task_classifier(ds, HashingEmbedder(128), threshold=0.0)
     X = featurize(clf.embedder, prompts)
     tasks = clf.predict_features(X, prompts)
