@@ -91,6 +91,8 @@ def _edit(config, path, value):
 
 _DELETE = object()
 BAD = [_DELETE, None, "x", -1, 10**15, 1.5, float("nan"), True, [], ["x"], {"x": 1}]
+# the embedded catalog has its own validation tests (test_catalog.py): fewer values per field
+BAD_CATALOG = [_DELETE, None, "x", -1, []]
 
 
 def _exercise(router):
@@ -109,7 +111,7 @@ def test_every_bad_router_json_field_is_an_artifact_error_or_harmless(saved):
     tried = 0
     try:
         for path, old in _paths(config):
-            for bad in BAD:
+            for bad in BAD_CATALOG if path[0] == "catalog" else BAD:
                 if bad is _DELETE and isinstance(path[-1], int):
                     continue
                 if bad is not _DELETE and type(bad) is type(old) and bad == old:

@@ -145,6 +145,12 @@ def test_a_folder_saved_before_manifests_loads_with_a_logged_warning(saved, rout
     assert capsys.readouterr() == ("", "")  # logged, never printed
     prompts = ["say hello", "prove the theorem about integrals"]
     np.testing.assert_allclose(again.predict(prompts).quality, router.predict(prompts).quality)
+    again.save(saved)  # re-saving in place adds the manifest
+    assert "manifest" in _config(saved)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="router.persistence"):
+        Router.load(saved)
+    assert not caplog.records
 
 
 @pytest.mark.parametrize("key, value, message", [
