@@ -122,17 +122,22 @@ def field(cfg: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where
 def number(cfg: Mapping[str, Any], key: str, where: str, default: float, *, low: float = -math.inf,
            positive: bool = False) -> float:
     """A finite number ``cfg[key]`` >= ``low`` (> 0 when ``positive``)."""
-    value = float(field(cfg, key, (int, float), where, default))
+    raw = field(cfg, key, (int, float), where, default)
+    value = float(raw) if abs(raw) < 1e300 else math.inf  # float(10**400) would raise OverflowError
     if not math.isfinite(value) or value < low or (positive and value <= 0):
         bound = "> 0" if positive else f">= {low}"
         raise ArtifactError(f"{where}: {key!r} must be a finite number {bound}, got {cfg.get(key)!r}")
     return value
 
 
+_MAX_COUNT = 2**53  # the largest integer numpy's float64 holds exactly
+
+
 def count(value: object, what: str) -> int:
-    """A non-negative int (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ArtifactError(f"{what} must be a non-negative integer, got {value!r}")
+    """A non-negative int (not a bool) below 2**53."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNT:
+        shown = value if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(value))}-digit number"
+        raise ArtifactError(f"{what} must be a non-negative integer below 2**53, got {shown!r}")
     return value
 
 
