@@ -5,8 +5,10 @@ This module deals in :class:`RouterParts` (catalog, policy, collaborators), neve
 dependency runs one way (routing -> persistence).
 
 A folder is written to a temporary sibling and renamed into place, so a failed save leaves
-nothing half-written. Loading checks the format version and the versions of the libraries
-that pickled any component, and raises :class:`ArtifactError` naming what it cannot read.
+nothing half-written; ``router.json`` records the SHA-256 of every other file (the manifest,
+:mod:`router.persistence.checks`). Loading checks the format version, the versions of the
+libraries that pickled any component, each field's type, and the manifest before any pickle is
+read, and raises :class:`ArtifactError` naming the file and field it cannot read.
 """
 
 from __future__ import annotations
