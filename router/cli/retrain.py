@@ -43,8 +43,10 @@ def _since(text: str | None) -> float | None:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from ..config import default_usage_db
+    from ..persistence.artifact import check_destination
     from ..training.loop.retrain import RetrainConfig, retrain
 
+    check_destination(args.out)  # an unusable --out fails now, not after the refit
     if args.quiet:
         say = lambda s: None  # noqa: E731
     elif args.json:

@@ -13,8 +13,10 @@ __all__ = ["register"]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..persistence.artifact import check_destination
     from ..training.fit.train import TrainConfig, train_router
 
+    check_destination(args.out)  # an unusable --out fails now, not after the training
     cfg = TrainConfig(
         out=Path(args.out), task_files=[Path(p) for p in args.data] if args.data else None,
         use_shared=not args.no_shared, embedder=args.embedder, head=args.head, head_params={"C": args.C},

@@ -5,12 +5,15 @@ This module deals in :class:`RouterParts` (catalog, policy, collaborators), neve
 dependency runs one way (routing -> persistence).
 
 A folder is written to a temporary sibling and renamed into place, so a failed save leaves
-nothing half-written. Loading checks the format version and the versions of the libraries
-that pickled any component, and raises :class:`ArtifactError` naming what it cannot read.
+nothing half-written; ``router.json`` records the SHA-256 of every other file (the manifest,
+:mod:`router.persistence.checks`). Loading checks the format version, the versions of the
+libraries that pickled any component, each field's type, and the manifest before any pickle is
+read, and raises :class:`ArtifactError` naming the file and field it cannot read.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -23,17 +26,19 @@ from typing import Any, Protocol, runtime_checkable
 from importlib.metadata import PackageNotFoundError, version
 
 from ..catalog.model_catalog import ModelCatalog
-from ..errors import ArtifactError, CatalogError, ConfigError
+from ..errors import ArtifactError, CatalogError
 from ..policy import PolicyConfig
 from ..predictors.answer_scorer import load_answer_scorer
-from ..predictors.learned import load_cost_model, load_quality_model
+from ..predictors.learned import LearnedQualityModel, load_cost_model, load_quality_model
 from ..predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
 from ..tasks.base import TaskClassifier
-from ..tasks.classifier import load_classifier
+from ..tasks.classifier import LearnedTaskClassifier, load_classifier
 from ..tasks.taxonomy import RegexTaskClassifier
+from .checks import MANIFEST_KEY, build_manifest, count, field, output_tokens, verify_manifest
 from .registry import download_router
 
-__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "RouterParts", "save_router", "load_router", "library_versions"]
+__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "RouterParts", "save_router", "load_router", "library_versions",
+           "check_destination"]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "router.json"
@@ -72,7 +77,7 @@ _Loader = Callable[[dict[str, Any], Path, ModelCatalog], Any]
 _LOADERS: dict[tuple[str, str], _Loader] = {
     ("classifier", "regex"): lambda cfg, folder, catalog: RegexTaskClassifier(),
     ("quality", "prior"): lambda cfg, folder, catalog: PriorQualityModel(catalog),
-    ("cost", "catalog"): lambda cfg, folder, catalog: CatalogCostModel(catalog, cfg.get("output_tokens")),
+    ("cost", "catalog"): lambda cfg, folder, catalog: CatalogCostModel(catalog, output_tokens(cfg, f"{folder}")),
     ("classifier", "learned"): load_classifier,
     ("quality", "learned"): load_quality_model,
     ("cost", "learned"): load_cost_model,
@@ -85,13 +90,19 @@ _PICKLE_LIBS = ("scikit-learn", "numpy", "joblib")
 
 
 def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    """The versions of Python and the libraries a saved router depends on (installed now)."""
+    return dict(_installed_versions())
+
+
+@functools.cache  # reading package metadata costs ~5 ms a library; it does not change in a process
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    out = [("python", platform.python_version())]
     for dist in ("learned-llm-router", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch"):
         try:
-            out[dist] = version(dist)
+            out.append((dist, version(dist)))
         except PackageNotFoundError:
             pass
-    return out
+    return tuple(out)
 
 
 def _component_config(component: object, folder: Path, role: str) -> dict[str, Any]:
@@ -102,12 +113,31 @@ def _component_config(component: object, folder: Path, role: str) -> dict[str, A
     raise ArtifactError(f"{role} {type(component).__name__} cannot be saved (no to_config/save_state)")
 
 
+def check_destination(path: str | Path) -> Path:
+    """Where a router will be saved, checked before any work: ``path`` is absent, an empty folder
+    or a router folder (replaced), and its parent is (or can be made) a writable folder;
+    :class:`ArtifactError` naming the problem otherwise. Creates the missing parent folders."""
+    dest = Path(path)
+    if dest.exists() or dest.is_symlink():
+        if not dest.is_dir():
+            raise ArtifactError(f"{dest} exists and is not a folder; refusing to overwrite it with a router")
+        if not (dest / CONFIG_NAME).exists() and any(dest.iterdir()):
+            raise ArtifactError(f"{dest} exists and is not a router folder; refusing to overwrite it")
+    parent = dest.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"cannot create the folder {parent} for {dest}: {exc.strerror or exc}") from None
+    if not parent.is_dir():
+        raise ArtifactError(f"{parent} is not a folder; cannot save a router to {dest}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"{parent} is not writable; cannot save a router to {dest}")
+    return dest
+
+
 def save_router(router: RouterParts, path: str | Path) -> Path:
     """Write ``router``'s parts to the folder ``path``, replacing an existing router folder there."""
-    dest = Path(path)
-    if dest.exists() and not (dest / CONFIG_NAME).exists() and any(dest.iterdir()):
-        raise ArtifactError(f"{dest} exists and is not a router folder; refusing to overwrite it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = check_destination(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     umask = os.umask(0)
     os.umask(umask)
@@ -126,6 +156,7 @@ def save_router(router: RouterParts, path: str | Path) -> Path:
         }
         if router.answer_scorer is not None:
             config["answer_scorer"] = _component_config(router.answer_scorer, tmp, "answer_scorer")
+        config[MANIFEST_KEY] = build_manifest(tmp)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
@@ -159,6 +190,15 @@ def _check_versions(created: Mapping[str, str], folder: Path, pickled: bool) -> 
                 f"{folder} was saved with {lib} {then} but {here} is installed; its pickled heads "
                 f"cannot be read safely. Install {lib}=={then} or retrain the router."
             )
+
+
+def _check_views(parts: Mapping[str, Any], cfg_path: Path) -> None:
+    """The learned quality heads read the classifier's features less its views: same count."""
+    quality, classifier = parts["quality"], parts["classifier"]
+    if isinstance(quality, LearnedQualityModel) and isinstance(classifier, LearnedTaskClassifier):
+        if quality.text_views != len(classifier.layout.views):
+            raise ArtifactError(f"{cfg_path}: quality text_views {quality.text_views} differs from the "
+                                f"classifier's {len(classifier.layout.views)} text views")
 
 
 def load_router(path_or_uri: str | Path) -> RouterParts:
@@ -195,13 +235,24 @@ def load_router(path_or_uri: str | Path) -> RouterParts:
     except CatalogError as exc:
         raise ArtifactError(f"{cfg_path}: embedded catalog is invalid: {exc}") from None
     roles = ("classifier", "quality", "cost") + tuple(r for r in _OPTIONAL_ROLES if config.get(r) is not None)
-    pickled = any(bool(config[r].get("files")) for r in roles if isinstance(config[r], dict))
-    _check_versions(config.get("created_with", {}), folder, pickled)
+    for role in roles:
+        if not isinstance(config[role], dict) or not isinstance(config[role].get("type"), str):
+            raise ArtifactError(f"{cfg_path}: {role} entry must be an object with a 'type' name")
+    created = field(config, "created_with", dict, str(cfg_path), {})
+    if not all(isinstance(v, str) for v in created.values()):
+        raise ArtifactError(f"{cfg_path}: 'created_with' must map library names to version strings")
+    pickled = any(bool(config[r].get("files")) for r in roles)
+    _check_versions(created, folder, pickled)
+    context_turns = count(field(config, "context_turns", int, str(cfg_path), 0), f"{cfg_path}: 'context_turns'")
+    policy_cfg = field(config, "policy", dict, str(cfg_path))
+    try:
+        policy = PolicyConfig.from_dict(policy_cfg)
+    except Exception as exc:  # an edited policy: ConfigError, or the TypeError of a wrong type
+        raise ArtifactError(f"{cfg_path}: invalid policy ({type(exc).__name__}: {exc})") from None
+    verify_manifest(folder, config.get(MANIFEST_KEY), str(cfg_path))  # before any pickle is read
     parts = {}
     for role in roles:
         spec = config[role]
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise ArtifactError(f"{cfg_path}: {role} entry must be an object with a 'type'")
         loader = _resolve_loader(role, spec["type"], folder)
         try:
             parts[role] = loader(spec, folder / role, catalog)
@@ -209,10 +260,7 @@ def load_router(path_or_uri: str | Path) -> RouterParts:
             raise
         except Exception as exc:
             raise ArtifactError(f"{folder / role}: cannot load {role} ({type(exc).__name__}: {exc})") from None
-    try:
-        policy = PolicyConfig.from_dict(config["policy"])
-    except ConfigError as exc:
-        raise ArtifactError(f"{cfg_path}: invalid policy: {exc}") from None
+    _check_views(parts, cfg_path)
     return RouterParts(
         catalog,
         classifier=parts["classifier"],
@@ -220,5 +268,5 @@ def load_router(path_or_uri: str | Path) -> RouterParts:
         cost_model=parts["cost"],
         answer_scorer=parts.get("answer_scorer"),
         policy=policy,
-        context_turns=int(config.get("context_turns", 0)),
+        context_turns=context_turns,
     )

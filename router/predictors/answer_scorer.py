@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError, DataError
+from ..persistence.checks import confined, count, field, mapping, text_list
 from ..persistence.pickles import dump_pickle, load_pickle
 
 __all__ = [
@@ -190,13 +191,24 @@ class AnswerScorer:
 
 
 def load_answer_scorer(config: dict[str, Any], folder: Path, catalog: Any = None) -> AnswerScorer:
-    """Inverse of :meth:`AnswerScorer.save_state`."""
-    if list(config.get("features", [])) != list(ANSWER_FEATURE_NAMES):
+    """Inverse of :meth:`AnswerScorer.save_state`; :class:`ArtifactError` naming a bad field."""
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
+    if text_list(config, "features", where, []) != list(ANSWER_FEATURE_NAMES):
         raise ArtifactError(f"{folder}: the answer scorer was saved with features {config.get('features')}, "
                             f"this version computes {list(ANSWER_FEATURE_NAMES)}; retrain it")
+    files = text_list(config, "files", where)
+    models = text_list(config, "models", where)
+    if len(files) != 1:
+        raise ArtifactError(f"{where}: 'files' must name one head file, got {files}")
+    if not models or len(set(models)) != len(models):
+        raise ArtifactError(f"{where}: 'models' must be distinct model names, got {models}")
     scorer = AnswerScorer()
-    scorer.head_ = load_pickle(folder / config["files"][0])
-    scorer.models_ = tuple(config["models"])
-    scorer.n_train_ = int(config.get("n_train", 0))
-    scorer.metadata = dict(config.get("metadata", {}))
+    scorer.n_train_ = count(field(config, "n_train", int, where, 0), f"{where}: 'n_train'")
+    scorer.metadata = mapping(config, "metadata", where, {})
+    head = load_pickle(confined(folder, files[0], f"{where}: files[0]"), "classifier", f"{where}: files[0]")
+    width = len(ANSWER_FEATURE_NAMES) + len(models)
+    if getattr(head, "n_features_in_", width) != width:  # scikit-learn's declared fitted attribute
+        raise ArtifactError(f"{where}: 'models' lists {len(models)} models but {files[0]} reads "
+                            f"{head.n_features_in_ - len(ANSWER_FEATURE_NAMES)} model columns")
+    scorer.head_, scorer.models_ = head, tuple(models)
     return scorer

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..persistence.checks import confined, count, field, mapping, number, output_tokens
 from ..persistence.pickles import dump_pickle, load_pickle
 from ..catalog.model_catalog import ModelCatalog
 from ..errors import ArtifactError
@@ -172,20 +173,32 @@ class LearnedCostModel:
         return cfg
 
 
-def _check_models(cfg: Mapping[str, Any], catalog: ModelCatalog, folder: Path) -> None:
-    unknown = [m for m in cfg.get("files", {}) if m not in catalog]
+def _heads(cfg: Mapping[str, Any], catalog: ModelCatalog, folder: Path, where: str, expect: str) -> dict[str, Any]:
+    """The pickled per-model heads ``cfg["files"]`` (model -> file name inside ``folder``)."""
+    files = mapping(cfg, "files", where, {})
+    unknown = [m for m in files if m not in catalog]
     if unknown:
-        raise ArtifactError(f"{folder}: heads for models not in the embedded catalog: {unknown}")
+        raise ArtifactError(f"{where}: files: heads for models not in the embedded catalog: {unknown}")
+    return {m: load_pickle(confined(folder, f, f"{where}: files[{m!r}]"), expect, f"{where}: files[{m!r}]")
+            for m, f in files.items()}
 
 
 def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedQualityModel:
-    _check_models(cfg, catalog, folder)
-    heads = {m: load_pickle(folder / f) for m, f in cfg.get("files", {}).items()}
-    return LearnedQualityModel(catalog, heads, cfg.get("counts", {}), float(cfg.get("shrinkage", 50.0)),
-                               cfg.get("metadata"), int(cfg.get("text_views", 0)))
+    """Inverse of :meth:`LearnedQualityModel.save_state`; :class:`ArtifactError` naming a bad field."""
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
+    counts = mapping(cfg, "counts", where, {})
+    for m, n in counts.items():
+        count(n, f"{where}: counts[{m!r}]")
+    shrinkage = number(cfg, "shrinkage", where, 50.0, positive=True)
+    views = count(field(cfg, "text_views", int, where, 0), f"{where}: 'text_views'")
+    metadata = mapping(cfg, "metadata", where, {})
+    heads = _heads(cfg, catalog, folder, where, "classifier")
+    return LearnedQualityModel(catalog, heads, counts, shrinkage, metadata, views)
 
 
 def load_cost_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedCostModel:
-    _check_models(cfg, catalog, folder)
-    heads = {m: load_pickle(folder / f) for m, f in cfg.get("files", {}).items()}
-    return LearnedCostModel(catalog, heads, cfg.get("metadata"), cfg.get("output_tokens"))
+    """Inverse of :meth:`LearnedCostModel.save_state`; :class:`ArtifactError` naming a bad field."""
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
+    tokens = output_tokens(cfg, where)
+    metadata = mapping(cfg, "metadata", where, {})
+    return LearnedCostModel(catalog, _heads(cfg, catalog, folder, where, "regressor"), metadata, tokens)

@@ -20,8 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..persistence.checks import confined, field, mapping, number, text_list
 from ..persistence.pickles import dump_pickle, load_pickle
-from ..embedders import Embedder, ViewsEmbedder, make_embedder
+from ..embedders import Embedder, HashingEmbedder, ViewsEmbedder, make_embedder
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES, prompt_features
 from .layout import FeatureLayout
@@ -148,35 +149,55 @@ class LearnedTaskClassifier:
 
 def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None,
                     embedder: Embedder | None = None) -> LearnedTaskClassifier:
-    """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``."""
-    if list(config.get("features", [])) != list(FEATURE_NAMES):
+    """Rebuild a :class:`LearnedTaskClassifier` saved by ``save_state`` into ``folder``;
+    :class:`ArtifactError` naming the field of ``config`` that is missing or invalid."""
+    where = f"{folder.parent / 'router.json'}: {folder.name}"
+    if text_list(config, "features", where, []) != list(FEATURE_NAMES):
         raise ArtifactError(f"{folder}: saved with features {config.get('features')}, "
                             f"this version computes {list(FEATURE_NAMES)}; retrain the router")
-    unknown = set(config.get("classes", [])) - set(TEXT_TASK_TYPES)
+    classes = text_list(config, "classes", where)
+    unknown = set(classes) - set(TEXT_TASK_TYPES)
     if unknown:
-        raise ArtifactError(f"{folder}: head predicts unknown task(s) {sorted(unknown)}")
+        raise ArtifactError(f"{where}: classes: head predicts unknown task(s) {sorted(unknown)}")
+    files = text_list(config, "files", where)
+    if "head.joblib" not in files:
+        raise ArtifactError(f"{where}: files {files} must name head.joblib")
+    threshold = number(config, "threshold", where, 0.0)
+    metadata = mapping(config, "metadata", where, {})
+    spec = field(config, "embedder", dict, where) if embedder is None else None
 
-    head = load_pickle(folder / "head.joblib")
-    if not isinstance(head, ProbabilisticHead) or [str(c) for c in head.classes_] != list(config["classes"]):
+    head = load_pickle(confined(folder, "head.joblib", f"{where}.files"), "classifier")
+    if [str(c) for c in head.classes_] != classes:
         raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
-    complexity = load_pickle(folder / "complexity.joblib") if "complexity.joblib" in config.get("files", []) else None
-    embedder = embedder if embedder is not None else make_embedder(config["embedder"])
-    where = f"{folder / 'config.json'}"
+    complexity = (load_pickle(confined(folder, "complexity.joblib", f"{where}.files"), "regressor")
+                  if "complexity.joblib" in files else None)
+    if embedder is None:
+        try:
+            embedder = make_embedder(spec)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: embedder: {exc}") from None
+        except Exception as exc:
+            raise ArtifactError(f"{where}: invalid embedder {spec} ({type(exc).__name__}: {exc})") from None
     # folders saved before the layout was recorded: infer it from the head, as training did
-    layout = (FeatureLayout.from_dict(config["layout"], where) if "layout" in config
-              else FeatureLayout.infer(embedder, int(getattr(head, "n_features_in_", 0))))
+    if "layout" in config:
+        layout = FeatureLayout.from_dict(field(config, "layout", dict, where), f"{where}: layout")
+    else:
+        layout = FeatureLayout.infer(embedder, int(getattr(head, "n_features_in_", 0)))
     if layout.hand_features != FEATURE_NAMES:
-        raise ArtifactError(f"{where}: saved with hand features {list(layout.hand_features)}, "
-                            f"this version computes {list(FEATURE_NAMES)}; retrain the router")
+        raise ArtifactError(f"{where}: layout hand_features: saved with hand features "
+                            f"{list(layout.hand_features)}, this version computes {list(FEATURE_NAMES)}; "
+                            "retrain the router")
     views = embedder.views if isinstance(embedder, ViewsEmbedder) else ()
     if layout.views != tuple(views):
         raise ArtifactError(f"{where}: the layout {layout.describe()} has views {list(layout.views)}, "
                             f"its embedder {list(views)}")
-    return LearnedTaskClassifier(
-        embedder,
-        head,
-        threshold=float(config.get("threshold", 0.0)),
-        complexity_head=complexity,
-        metadata=config.get("metadata"),
-        layout=layout,
-    )
+    try:
+        clf = LearnedTaskClassifier(embedder, head, threshold=threshold, complexity_head=complexity,
+                                    metadata=metadata, layout=layout)
+    except ArtifactError as exc:  # the head's width differs from the layout's blocks
+        raise ArtifactError(f"{where}: layout blocks: {exc}") from None
+    body = embedder.inner if isinstance(embedder, ViewsEmbedder) else embedder
+    if isinstance(body, HashingEmbedder) and layout.blocks[0][1] != body.n_features:
+        raise ArtifactError(f"{where}: embedder n_features {body.n_features} differs from the width of "
+                            f"layout blocks[0] {layout.describe()}")
+    return clf

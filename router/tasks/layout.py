@@ -85,9 +85,16 @@ class FeatureLayout:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "layout") -> "FeatureLayout":
-        try:
-            blocks = tuple((str(b["name"]), int(b["width"])) for b in data["blocks"])
-            hand = tuple(str(f) for f in data["hand_features"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{where}: invalid feature layout ({type(exc).__name__}: {exc})") from None
-        return cls(blocks, hand)
+        """Inverse of :meth:`to_dict`; :class:`ArtifactError` naming the invalid field."""
+        blocks, hand = data.get("blocks"), data.get("hand_features")
+        if not isinstance(blocks, list) or not blocks:
+            raise ArtifactError(f"{where}: 'blocks' must be a non-empty list, got {blocks!r}")
+        out = []
+        for i, b in enumerate(blocks):
+            name, width = (b.get("name"), b.get("width")) if isinstance(b, dict) else (None, None)
+            if not isinstance(name, str) or isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise ArtifactError(f"{where}: blocks[{i}] must be {{'name': str, 'width': int > 0}}, got {b!r}")
+            out.append((name, width))
+        if not isinstance(hand, list) or not all(isinstance(f, str) for f in hand):
+            raise ArtifactError(f"{where}: 'hand_features' must be a list of names, got {hand!r}")
+        return cls(tuple(out), tuple(hand))

@@ -125,11 +125,16 @@ def test_corrupt_head_is_an_artifact_error(clf, tmp_path):
 
     path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r")
     (path / "classifier" / "head.joblib").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="head.joblib was changed after the router was saved"):
+        Router.load(path)  # the manifest catches it before anything is unpickled
+    cfg = json.loads((path / "router.json").read_text())
+    del cfg["manifest"]  # a folder saved before manifests: the unpickling itself fails cleanly
+    (path / "router.json").write_text(json.dumps(cfg))
     with pytest.raises(ArtifactError, match="head.joblib is corrupt"):
         Router.load(path)
     path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r2")
     (path / "classifier" / "complexity.joblib").unlink()
-    with pytest.raises(ArtifactError, match="complexity.joblib is missing"):
+    with pytest.raises(ArtifactError, match="complexity.joblib is listed in the manifest .* but missing"):
         Router.load(path)
 
 
