@@ -114,32 +114,35 @@ def test_stats_are_hand_computed(store):
         store.stats(catalog)
 
 
-def test_failed_writes_are_counted_and_never_raise(store, url):
-    store.log(make_record("a"))
-    store.log(make_record("a"))  # duplicate id: only this row is lost, not its batch
-    store.log(make_record("b"))
-    store.log("not a record")  # type: ignore[arg-type]
-    assert store.flush()
-    assert store.count() == 2 and store.failed_writes == 2
-    with sqlite3.connect(sa.make_url(url).database) as raw:  # the table vanishes under the store
-        raw.execute("DROP TABLE requests")
-    store.log(make_record("c"))
-    assert store.flush()
-    assert store.failed_writes == 3 and "no such table" in store.last_error
-    assert store.dropped == 0
+def test_invalid_and_duplicate_records_are_counted_and_never_raise(url):
+    with UsageStore(url, store_prompts=True, retries=1, backoff=0.0) as store:
+        store.log(make_record("a"))
+        store.log(make_record("a"))  # duplicate id: not inserted twice, and not its batch lost
+        store.log(make_record("b"))
+        store.log("not a record")  # type: ignore[arg-type]
+        assert store.flush()
+        assert store.count() == 2 and (store.failed_writes, store.duplicates, store.lost) == (1, 1, 0)
+        with sqlite3.connect(sa.make_url(url).database) as raw:  # the table vanishes under the store
+            raw.execute("DROP TABLE requests")
+        store.log(make_record("c"))
+        assert store.flush()
+        # retried, then (no journal) counted lost, with the cause
+        assert store.lost == 1 and "no such table" in store.last_error
+        assert any("no such table" in r for r in store.health())
+        assert store.dropped == 0
 
 
 def test_a_full_queue_drops_and_counts(url):
     with UsageStore(url, queue_size=2) as s:
         entered, release = threading.Event(), threading.Event()
-        real = s._write_batch
+        real = s._insert_rows
 
-        def slow(batch):
+        def slow(rows):
             entered.set()
             release.wait(5)
-            return real(batch)
+            return real(rows)
 
-        s._write_batch = slow
+        s._insert_rows = slow
         s.log(make_record("r0"))
         assert entered.wait(5)  # the writer holds r0
         for i in range(1, 6):
