@@ -30,7 +30,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +41,7 @@ from ...errors import ArtifactError, InvalidRequestError, UsageLogError
 from . import migrations as _migrations
 from .migrations import MIGRATIONS, Migration
 from .record import ORIGINS, UsageRecord, hash_prompt
+from .rows import FIELDS, from_row, implicit_feedback, to_row
 from .stats import plot_stats, usage_stats
 from .engine import create_engine, file_identity, sqlite_file
 from .journal import Journal
@@ -53,9 +53,6 @@ __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt"
 
 log = logging.getLogger("router.serving.usage")
 _T = TypeVar("_T")
-_FIELDS = tuple(f.name for f in fields(UsageRecord))
-_BOOL_COLS, _FLOAT_COLS = ("escalated", "stream"), ("created_at", "cost_usd", "latency_ms")
-_OPT_FLOAT_COLS = ("predicted_quality", "propensity", "target_quality")
 
 
 class UsageStore:
@@ -136,7 +133,7 @@ class UsageStore:
                     md = sa.MetaData()  # the live layout is whatever the migrations made
                     self._requests = sa.Table("requests", md, autoload_with=conn)
                     self._feedback = sa.Table("feedback", md, autoload_with=conn)
-            self._record_cols = [self._requests.c[name] for name in _FIELDS]
+            self._record_cols = [self._requests.c[name] for name in FIELDS]
         except ArtifactError:
             raise
         except Exception as exc:
@@ -238,53 +235,20 @@ class UsageStore:
                 new = [r for k, r in by_id.items() if k not in present]
                 if new:
                     conn.execute(self._requests.insert(), new)
-                    self._insert_implicit(conn, new)
+                    fb = implicit_feedback(new)
+                    if fb:
+                        conn.execute(self._feedback.insert(), fb)
         return len(new)
 
-    def _insert_implicit(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """An escalation that fired is implicit evidence that the answer it replaced was weak:
-        one ``origin=implicit`` score 0 for each attempt the chain marks ``escalated``."""
-        fb = [{"request_id": row["request_id"], "created_at": row["created_at"], "score": 0.0,
-               "comment": "escalation fired", "origin": "implicit", "model": e.get("model")}
-              for row in rows if row["escalated"]
-              for e in json.loads(row["chain"]) if isinstance(e, dict) and e.get("status") == "escalated"]
-        if fb:
-            conn.execute(self._feedback.insert(), fb)
-
     def _to_row(self, rec: UsageRecord) -> dict[str, Any]:
-        if not isinstance(rec, UsageRecord):
-            raise TypeError(f"expected a UsageRecord, got {type(rec).__name__}")
-        row = {name: getattr(rec, name) for name in _FIELDS}
-        if not row["prompt_hash"] and rec.prompt is not None:
-            row["prompt_hash"] = hash_prompt(rec.prompt)
-        if not self.store_prompts:
-            row["prompt"] = row["classifier_text"] = None
-        if not self.store_responses:
-            row["answer"] = None
-        row["chain"] = json.dumps(list(rec.chain), default=str)
-        row["candidates"] = json.dumps(list(rec.candidates), default=str) if rec.candidates else None
-        for k in _BOOL_COLS:
-            row[k] = bool(row[k])
-        return row
+        return to_row(rec, store_prompts=self.store_prompts, store_responses=self.store_responses)
 
     # -- reads -----------------------------------------------------------------------------
-    @staticmethod
-    def _from_row(row: Any) -> UsageRecord:
-        d = dict(row._mapping)
-        d["chain"] = json.loads(d["chain"] or "[]")
-        d["candidates"] = json.loads(d["candidates"] or "[]")
-        for k in _BOOL_COLS:
-            d[k] = bool(d[k])
-        d["explored"] = None if d["explored"] is None else bool(d["explored"])
-        for k in _FLOAT_COLS + _OPT_FLOAT_COLS:
-            d[k] = None if d[k] is None else float(d[k])
-        return UsageRecord(**d)
-
     def get(self, request_id: str) -> UsageRecord | None:
         """The record of ``request_id`` as written (queued records appear after :meth:`flush`)."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(*self._record_cols).where(self._requests.c.request_id == request_id)).first()
-        return None if row is None else self._from_row(row)
+        return None if row is None else from_row(row)
 
     def records(self, since: float | None = None, limit: int | None = None) -> list[UsageRecord]:
         """Written records with ``created_at >= since``, oldest first, at most ``limit``."""
@@ -294,7 +258,7 @@ class UsageStore:
         if limit is not None:
             q = q.limit(limit)
         with self._engine.connect() as conn:
-            return [self._from_row(r) for r in conn.execute(q)]
+            return [from_row(r) for r in conn.execute(q)]
 
     def count(self) -> int:
         with self._engine.connect() as conn:
@@ -421,8 +385,10 @@ class UsageStore:
     # -- statistics ------------------------------------------------------------------------
     def stats(self, catalog: ModelCatalog, baseline_model: str = "gpt-4o",
               since: float | None = None) -> dict[str, Any]:
-        """Totals, savings against ``baseline_model`` (each request's tokens at the baseline's
-        own input/output prices), model and task breakdowns, latency percentiles."""
-        out = usage_stats(self._engine, self._requests, catalog, baseline_model, since)
-        out.update({"failed_writes": self.failed_writes, "dropped": self.dropped})
+        """Totals, savings of the answered requests against ``baseline_model`` (their tokens at
+        the baseline's own prices), model and task breakdowns, latency percentiles, rejections
+        listed apart, what is not traffic; see :mod:`~router.serving.usage.stats`. Plus this
+        store's writer counters."""
+        out = usage_stats(self._engine, self._requests, catalog, baseline_model, since, self._feedback)
+        out.update(self.counters())
         return out
