@@ -189,3 +189,21 @@ def test_probe_write_and_unopenable_logs_name_the_problem(tmp_path):
             s.probe_write()
         locker.execute("ROLLBACK")
         locker.close()
+
+
+def test_closing_on_a_locked_database_journals_the_queue_instead_of_dropping_it(url, tmp_path):
+    journal = tmp_path / "journal"
+    s = UsageStore(url, journal=journal, busy_timeout_ms=200, retries=5, backoff=2.0)  # slow retries
+    locker = sqlite3.connect(sa.make_url(url).database, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for i in range(300):
+        s.log(make_record(f"r{i:03d}"))
+    t = time.monotonic()
+    s.close(timeout=20)
+    assert time.monotonic() - t < 10  # no backoff while closing: what the database refuses is journalled
+    assert (s.lost, s.journalled + s.written) == (0, 300)
+    locker.execute("ROLLBACK")
+    locker.close()
+    with UsageStore(url, journal=journal, **FAST) as again:
+        assert _wait(lambda: again.replayed == s.journalled)
+    assert len(_ids(url)) == 300

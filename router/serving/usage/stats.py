@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ...catalog.model_catalog import ModelCatalog
+from .record import REQUEST_ORIGINS
 
 __all__ = ["usage_stats", "plot_stats"]
 
@@ -78,7 +79,8 @@ def usage_stats(engine: Engine, requests: sa.Table, catalog: ModelCatalog, basel
         lat_where = traffic + [c.status != "rejected"]
         p50 = _percentile(conn, requests, lat_where, routed, 50)
         p95 = _percentile(conn, requests, lat_where, routed, 95)
-        other_q = sa.select(c.origin, sa.func.count()).where(c.origin != "traffic")
+        other_q = sa.select(c.origin, sa.func.count()).where(  # equality: an index seek, not a scan
+            c.origin.in_([o for o in REQUEST_ORIGINS if o != "traffic"]))
         if since is not None:
             other_q = other_q.where(c.created_at >= since)
         not_traffic = {o: int(n) for o, n in conn.execute(other_q.group_by(c.origin))}

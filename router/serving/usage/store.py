@@ -148,7 +148,7 @@ class UsageStore:
         """Wait until every record queued before this call is written (or failed); False on timeout."""
         return self._writer.flush(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, stop the writer and release the database (idempotent)."""
         if self._writer.close(timeout):
             atexit.unregister(self.close)

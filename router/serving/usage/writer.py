@@ -69,7 +69,7 @@ class BatchWriter:
         self._last_loss = -1e18
         self._probe = probe
         self._next_replay = time.monotonic() if journal is not None and journal.pending() else None
-        self._closed = False
+        self._closed = self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -117,20 +117,26 @@ class BatchWriter:
                 self._cond.wait(remaining)
         return True
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Write what is queued (journal what cannot be), try a last replay, stop the thread;
-        False when it was already closed."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Write what is queued (no more retries: what the database refuses now is journalled),
+        try a last replay, stop the thread; False when it was already closed. Rows still queued
+        when ``timeout`` runs out are counted lost, with a warning."""
         with self._lock:
             if self._closed:
                 return False
-            self._closed = True
+            self._closed = self._closing = True
+        deadline = time.monotonic() + timeout
         try:
             self._queue.put(_STOP, timeout=timeout)
-            self._thread.join(timeout)
         except queue.Full:
-            self.last_error = "close: the writer did not drain the queue in time"
-            log.warning("usage log: %s", self.last_error)
-        if self.journal is not None and not self._thread.is_alive():
+            pass
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            with self._lock:
+                left = self._enqueued - self._done
+                self.lost += left
+            self._lose(left, f"the writer did not finish within {timeout:g} s of close (still queued at exit)")
+        elif self.journal is not None:
             self.journal.close()
         return True
 
@@ -208,7 +214,7 @@ class BatchWriter:
             self._settle(len(batch), failed=refused, **self._spill(rows))
             return
         error = None
-        for attempt in range(self._retries + 1):
+        for attempt in range(1 if self._closing else self._retries + 1):  # closing: no time to wait
             if attempt:
                 time.sleep(min(self._backoff * 2 ** (attempt - 1), 2.0))
             try:
