@@ -14,7 +14,7 @@ Scenarios: ``healthy`` (reference), ``hung_upstream`` (every upstream call sleep
 ``--timeout 1``, since the overall deadline is another change), ``refused`` (the upstream port is
 closed), ``mixed_30`` (30% of upstream calls fail: 500/503/429, dropped connections, malformed
 bodies, 3 s stalls), ``locked_db`` (another connection holds ``BEGIN EXCLUSIVE`` on the usage
-database for 12 s), ``full_db`` (the database lives on a 4 MiB tmpfs that a filler file fills for
+database for 12 s), ``full_db`` (the database lives on a 32 MiB tmpfs that a filler file fills for
 8 s; needs root to mount it, else the scenario is skipped and says so) and ``big_prompts`` (2 of
 the clients send 990 KB prompts). Reports per scenario: requests, statuses, latency p50/p99 of
 the normal clients, log rows, journalled / replayed / lost / dropped (the store's counters from
@@ -134,8 +134,11 @@ async def load(port: int, clients: int, duration: float, big_clients: int = 0) -
 
 def rows_in(db: Path, ids: list[str]) -> tuple[int, int]:
     """(rows in the table, answered ids missing from it)."""
-    with sqlite3.connect(db) as con:
+    con = sqlite3.connect(db)
+    try:
         have = {r for (r,) in con.execute("SELECT request_id FROM requests")}
+    finally:
+        con.close()
     return len(have), len(set(ids) - have)
 
 
@@ -176,17 +179,23 @@ def fill_disk(mount: Path, start: float, seconds: float, stop: threading.Event) 
 
 
 async def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict:
-    s = args.duration_scale
     work = tmp / name
     work.mkdir()
     db, journal, log = work / "db" / "usage.db", work / "journal", work / "gateway.log"
     db.parent.mkdir()
-    mounted = False
-    if name == "full_db":
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(db.parent)], capture_output=True)
-        if r.returncode != 0:
-            return {"scenario": name, "skipped": f"cannot mount a tmpfs here: {r.stderr.decode().strip()}"}
-        mounted = True
+    if name != "full_db":
+        return await _scenario(name, args, db, journal, log)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(db.parent)], capture_output=True)
+    if r.returncode != 0:
+        return {"scenario": name, "skipped": f"cannot mount a tmpfs here: {r.stderr.decode().strip()}"}
+    try:
+        return await _scenario(name, args, db, journal, log)
+    finally:
+        subprocess.run(["umount", str(db.parent)], check=False)
+
+
+async def _scenario(name: str, args: argparse.Namespace, db: Path, journal: Path, log: Path) -> dict:
+    s = args.duration_scale
     up = FakeUpstream().start()
     base_url = up.base_url
     if name == "refused":
@@ -232,13 +241,22 @@ async def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict:
             stop_gateway(gw)
         up.stop()
     ids = res.pop("ids")
-    rows, missing = rows_in(db, ids)
-    left = sum(len(p.read_text().splitlines()) for p in journal.glob("*.jsonl")) if journal.exists() else 0
-    warnings = [line for line in log.read_text(errors="replace").splitlines() if "usage log:" in line]
-    if mounted:
-        subprocess.run(["umount", str(db.parent)], check=False)
-    return {"scenario": name, **res, "answered_ids": len(ids), "log_rows": rows, "rows_lost": missing,
-            "journal_rows_left": left, "usage_counters": health["usage"], "health_after": health["status"],
+    rows, missing_in_db = rows_in(db, ids)
+    left = sum(1 for p in journal.glob("*.jsonl") for x in p.read_text().splitlines() if x.strip())
+    replayed_on_restart = 0
+    if left:  # a restart adopts the journal the gateway left and replays it
+        from router.serving.usage.store import UsageStore
+
+        store = UsageStore(f"sqlite:///{db}", journal=journal)
+        t = time.monotonic()
+        while store.replayed < left and time.monotonic() - t < 60:
+            time.sleep(0.2)
+        replayed_on_restart = store.replayed
+        store.close()
+    missing = rows_in(db, ids)[1]
+    warnings = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("usage log:")]
+    return {"scenario": name, **res, "answered_ids": len(ids), "log_rows": rows, "not_in_db": missing_in_db,
+            "rows_lost": missing, "journal_rows_left_at_exit": left, "replayed_on_restart": replayed_on_restart, "usage_counters": health["usage"], "health_after": health["status"],
             "degraded_reasons_seen": degraded[:4], "usage_warnings_logged": len(warnings),
             "first_warning": warnings[0][:300] if warnings else None,
             **({"gateway_log_tail": log.read_text(errors="replace")[-1500:]} if missing else {})}

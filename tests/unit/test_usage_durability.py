@@ -207,3 +207,15 @@ def test_closing_on_a_locked_database_journals_the_queue_instead_of_dropping_it(
     with UsageStore(url, journal=journal, **FAST) as again:
         assert _wait(lambda: again.replayed == s.journalled)
     assert len(_ids(url)) == 300
+
+
+def test_health_says_when_a_write_is_being_retried(url):
+    with UsageStore(url, busy_timeout_ms=100, retries=50, backoff=0.05) as s:
+        locker = sqlite3.connect(sa.make_url(url).database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        s.log(make_record("r1"))
+        assert _wait(lambda: s.health() != [])
+        assert "being retried" in s.health()[0] and "locked" in s.health()[0]
+        locker.execute("ROLLBACK")
+        locker.close()
+        assert s.flush() and s.health() == [] and s.count() == 1 and s.journalled == 0

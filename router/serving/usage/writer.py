@@ -66,6 +66,7 @@ class BatchWriter:
         self.journalled = self.replayed = self.lost = 0
         self.last_error: str | None = None
         self.store_error: str | None = None  # set while the database is failing
+        self.retrying: str | None = None  # set while a failed insert is being retried
         self._last_loss = -1e18
         self._probe = probe
         self._next_replay = time.monotonic() if journal is not None and journal.pending() else None
@@ -148,6 +149,8 @@ class BatchWriter:
                 where = (f"; rows are journalled to {self.journal.path}" if self.journal is not None
                          else "; no journal is configured, rows are lost")
                 reasons.append(f"usage log: the database is failing ({self.store_error}){where}")
+            elif self.retrying is not None:
+                reasons.append(f"usage log: a database write failed and is being retried ({self.retrying})")
             elif self.journal is not None and self._next_replay is not None:
                 reasons.append(f"usage log: journalled rows wait for replay ({self.journal.path})")
             if time.monotonic() - self._last_loss < _LOSS_MEMORY_S:
@@ -223,9 +226,15 @@ class BatchWriter:
                 new = self._insert(rows)
             except Exception as exc:
                 error = describe(exc)
+                with self._lock:
+                    self.retrying = error
                 continue
+            with self._lock:
+                self.retrying = None
             self._settle(len(batch), failed=refused, written=new, duplicates=len(rows) - new)
             return
+        with self._lock:
+            self.retrying = None
         self._failing(error or "unknown error")
         self._settle(len(batch), failed=refused, **self._spill(rows))
 
