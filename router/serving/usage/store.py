@@ -114,7 +114,7 @@ class UsageStore:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 tx = conn.begin()
                 try:
-                    conn.execute(self._requests.delete().where(self._requests.c.request_id == "\x00probe"))
+                    conn.execute(self._requests.delete().where(self._requests.c.request_id == "router:write-probe"))
                     conn.execute(sa.text("CREATE TABLE router_write_probe (x INTEGER)"))
                 finally:
                     tx.rollback()
