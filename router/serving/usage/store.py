@@ -7,9 +7,15 @@
         store.stats(catalog)["savings_pct"]     # after store.flush() for up-to-date numbers
 
 Writes go through a bounded queue to one background thread that inserts in batches, so logging
-costs a user request microseconds and a slow or broken database can never fail it: a record that
-does not fit in the queue, or whose insert fails, is dropped and counted (``dropped``,
-``failed_writes``, ``last_error``). Reads, feedback and migrations are synchronous.
+costs a user request microseconds and a slow or broken database can never fail it. A failed
+insert is retried with backoff; when the database stays unavailable (locked, full, its file
+deleted) the rows go to the local ``journal`` (a folder; bounded, fsync'd) and are replayed, idempotently
+on ``request_id``, when it returns (or by the next process to open the same journal folder);
+rows that can be neither inserted nor journalled are counted ``lost``; every change of state is a
+logged warning, and :meth:`UsageStore.health` says why the log is degraded (see
+:mod:`~router.serving.usage.writer`). Reads, feedback and migrations are synchronous; feedback
+writes are retried with backoff and raise :class:`~router.errors.UsageLogError` when they still
+fail (nothing stored).
 
 Any SQLAlchemy URL works; SQLite (WAL mode, busy timeout) and PostgreSQL are tested. The schema is
 versioned by :mod:`router.serving.usage.migrations`. The record type lives in
