@@ -71,6 +71,7 @@ class BatchWriter:
         self._probe = probe
         self._next_replay = time.monotonic() if journal is not None and journal.pending() else None
         self._closed = self._closing = False
+        self._closing_event = threading.Event()  # wakes a retry's backoff when close() is called
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -126,6 +127,7 @@ class BatchWriter:
             if self._closed:
                 return False
             self._closed = self._closing = True
+        self._closing_event.set()
         deadline = time.monotonic() + timeout
         try:
             self._queue.put(_STOP, timeout=timeout)
@@ -217,9 +219,13 @@ class BatchWriter:
             self._settle(len(batch), failed=refused, **self._spill(rows))
             return
         error = None
-        for attempt in range(1 if self._closing else self._retries + 1):  # closing: no time to wait
+        for attempt in range(self._retries + 1):
             if attempt:
-                time.sleep(min(self._backoff * 2 ** (attempt - 1), 2.0))
+                if self._closing:  # closing: no time to wait, the journal takes it
+                    break
+                self._closing_event.wait(min(self._backoff * 2 ** (attempt - 1), 2.0))
+                if self._closing:
+                    break
             try:
                 if self._check is not None:
                     self._check()
