@@ -19,6 +19,7 @@ from .errors import (
     TrackingError,
     UnknownModelError,
     UpstreamError,
+    UsageLogError,
 )
 from .policy import Constraints, PolicyConfig
 from .routing import Router
@@ -53,5 +54,6 @@ __all__ = [
     "NoEligibleModelError",
     "UpstreamError",
     "TrackingError",
+    "UsageLogError",
     "__version__",
 ]

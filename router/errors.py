@@ -11,7 +11,8 @@
     ├── UnknownModelError     a model name that is not in the catalog
     ├── NoEligibleModelError  no catalog model can serve the request (capabilities, context, cost cap)
     ├── UpstreamError         a provider call failed after retries and fallbacks
-    └── TrackingError         the MLflow tracking server / registry is unreachable or lacks a name
+    ├── TrackingError         the MLflow tracking server / registry is unreachable or lacks a name
+    └── UsageLogError         the usage-log database cannot be written now (locked, full, gone)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "NoEligibleModelError",
     "UpstreamError",
     "TrackingError",
+    "UsageLogError",
 ]
 
 
@@ -122,3 +124,12 @@ class UpstreamError(RouterError):
 
 class TrackingError(RouterError):
     """MLflow tracking or the model registry failed: unreachable server, unknown name or alias."""
+
+
+class UsageLogError(RouterError):
+    """The usage-log database failed a synchronous write (feedback) even after retries: it is
+    locked, full or gone. ``cause``: the driver's error. Nothing was stored; the caller may retry."""
+
+    def __init__(self, message: str, *, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause

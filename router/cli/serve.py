@@ -29,7 +29,7 @@ from .stats import safe_url
 from ..savings import BASELINE_MODEL
 
 __all__ = ["register", "cmd_serve", "build_app", "app_from_env", "resolve_for_serve", "serve_version",
-           "make_reloader"]
+           "make_reloader", "open_usage"]
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,6 +45,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "store_responses": bool(args.store_responses),
         "exploration": float(args.exploration),
         "reload_interval": float(args.reload_interval),
+        "usage_journal": None if args.no_usage else args.usage_journal,
+        "usage_journal_max_bytes": int(args.usage_journal_max_mb * 1024 * 1024),
         "auth_keys": list(args.auth_key or ()) or list(config.gateway_auth_keys()),
         "timeout": args.timeout, "max_body_bytes": args.max_body_bytes,
         "baseline": args.baseline,
@@ -133,12 +135,7 @@ def build_app(settings: dict[str, Any], router: Any = None) -> tuple[Any, Any]:
 
     if router is None:
         router = resolve_for_serve(settings)[0]
-    store = None
-    if settings.get("usage_db"):
-        from ..serving.usage.store import UsageStore
-
-        store = UsageStore(settings["usage_db"], store_prompts=bool(settings.get("store_prompts")),
-                           store_responses=bool(settings.get("store_responses")))
+    store = open_usage(settings)
     api_key = None
     if settings.get("base_url"):
         env_name = settings.get("api_key_env") or "ROUTER_API_KEY"
@@ -159,6 +156,31 @@ def build_app(settings: dict[str, Any], router: Any = None) -> tuple[Any, Any]:
     )
     holder["app"] = app
     return app, store
+
+
+def open_usage(settings: dict[str, Any]) -> Any:
+    """The usage store of ``router serve``'s settings (None with ``--no-usage``), checked
+    writable: :class:`ArtifactError` naming the cause when the database or the journal cannot be
+    written (``serve`` refuses to start rather than lose every row)."""
+    if not settings.get("usage_db"):
+        return None
+    from ..serving.usage.store import UsageStore
+
+    try:
+        store = UsageStore(settings["usage_db"], store_prompts=bool(settings.get("store_prompts")),
+                           store_responses=bool(settings.get("store_responses")),
+                           journal=settings.get("usage_journal"),
+                           journal_max_bytes=int(settings.get("usage_journal_max_bytes") or 256 * 1024 * 1024))
+    except ArtifactError as exc:
+        raise ArtifactError(f"{exc}; refusing to serve. Fix it, or pass --no-usage to serve without a usage "
+                            "log") from None
+    try:
+        store.probe_write()
+    except ArtifactError as exc:
+        store.close()
+        raise ArtifactError(f"{exc}; refusing to serve. Fix it, or pass --no-usage to serve without a usage "
+                            "log") from None
+    return store
 
 
 def app_from_env() -> Any:
@@ -182,12 +204,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
     where = settings["base_url"] or "each model's catalog provider"
     say(f"router gateway on http://{args.host}:{args.port}/v1 -> {where}; usage log: "
-        f"{safe_url(settings['usage_db']) if settings['usage_db'] else 'off'}; "
+        f"{safe_url(settings['usage_db']) if settings['usage_db'] else 'off'}"
+        f"{'; journal: ' + str(settings['usage_journal']) if settings['usage_journal'] else ''}; "
         f"auth: {'on' if settings['auth_keys'] else 'off'}; workers: {args.workers}; "
         f"exploration: {settings['exploration']:g}; champion reload: "
         + (f"{pinned['watch']} every {settings['reload_interval']:g}s and on SIGHUP" if pinned.get("watch") else "off"))
     if args.workers > 1:
         del router  # each worker loads the pinned folder itself
+        probe = open_usage(settings)  # refuse here, once, rather than in every worker
+        if probe is not None:
+            probe.close()
         os.environ["ROUTER_SERVE_SETTINGS"] = json.dumps(pinned)  # handed to the worker processes
         uvicorn.run("router.cli.serve:app_from_env", factory=True, workers=args.workers, **common)
         return 0
@@ -221,6 +247,13 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _positive_mb(text: str) -> float:
+    v = non_negative(text)
+    if v * 1024 * 1024 < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive size in MiB, got {text!r}")
+    return v
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the OpenAI-compatible gateway (uvicorn)",
                        description="Run the OpenAI-compatible router gateway.")
@@ -235,7 +268,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "else each model's catalog provider)")
     p.add_argument("--api-key-env", help="NAME of the variable holding the --base-url key (default ROUTER_API_KEY)")
     p.add_argument("--usage-db", help="usage log URL (default: $ROUTER_USAGE_DB or sqlite:///router_usage.db)")
-    p.add_argument("--no-usage", action="store_true", help="do not keep a usage log")
+    p.add_argument("--no-usage", action="store_true",
+                   help="do not keep a usage log (serve refuses to start on an unwritable one otherwise)")
+    p.add_argument("--usage-journal", metavar="DIR",
+                   help="journal usage rows to DIR (one fsync'd JSONL file per worker; put it on another disk) "
+                        "while the database is unavailable, and replay them when it returns (default: none; "
+                        "rows that cannot be written are then counted lost)")
+    p.add_argument("--usage-journal-max-mb", type=_positive_mb, default=256.0,
+                   help="bound of each worker's journal, MiB (default 256); rows past it are counted lost")
     p.add_argument("--store-prompts", action="store_true",
                    help="keep prompt text and the text the classifier read in the log (default: hash only; "
                         "hash-only rows cannot train the router)")

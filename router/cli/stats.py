@@ -53,11 +53,17 @@ def format_stats(s: dict[str, Any], source: str = "") -> str:
     lines = []
     if source:
         lines.append(f"usage log: {source}")
-    lines.append(f"requests: {s['requests']}  (ok {s['ok']}, errors {s['errors']})")
+    lines.append(f"requests: {s['requests']}  (ok {s['ok']}, errors {s['errors']}, rejected before routing "
+                 f"{s.get('rejected', 0)})")
     lines.append(f"tokens:   prompt {s['total_prompt_tokens']:,}, completion {s['total_completion_tokens']:,}")
-    lines.append(f"cost:     {_money(s['actual_cost'])} actual vs {_money(s['baseline_cost'])} all on "
-                 f"{s['baseline_model']}")
-    lines.append(f"savings:  {_money(s['savings_usd'])} ({s['savings_pct']:.1f}%)")
+    lines.append(f"cost:     {_money(s['actual_cost'])} spent ({_money(s.get('failed_cost', 0.0))} on failed "
+                 "requests)")
+    if s["ok"]:
+        lines.append(f"savings:  {_money(s['savings_usd'])} ({s['savings_pct']:.1f}%): the {s['ok']} answered "
+                     f"requests cost {_money(s.get('answered_cost', s['actual_cost']))} vs "
+                     f"{_money(s['baseline_cost'])} all on {s['baseline_model']}")
+    else:
+        lines.append(f"savings:  n/a (no answered requests to compare with {s['baseline_model']})")
     lat = s.get("latency_ms") or {}
     if lat.get("p50") is not None:
         lines.append(f"latency:  p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms")
@@ -71,12 +77,22 @@ def format_stats(s: dict[str, Any], source: str = "") -> str:
         lines.append("models:")
         for m, n in dist.items():
             lines.append(f"  {m:<{width}}  {n:>7}  {100.0 * n / total:5.1f}%")
+    rejected = s.get("rejected_requests") or {}
+    if rejected:
+        width = max(len(m) for m in rejected)
+        lines.append("rejected before routing (by requested model):")
+        for m, n in rejected.items():
+            lines.append(f"  {m:<{width}}  {n:>7}")
     by_task = s.get("cost_by_task") or {}
     if by_task:
         width = max(len(t) for t in by_task)
         lines.append("cost by task:")
         for t, c in by_task.items():
             lines.append(f"  {t:<{width}}  {_money(c)}")
+    apart = {**(s.get("not_traffic") or {}), "imported outcomes": s.get("imported_outcomes") or 0}
+    apart = {k: v for k, v in apart.items() if v}
+    if apart:
+        lines.append("not traffic (not counted above): " + ", ".join(f"{k} {v}" for k, v in apart.items()))
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ ROUTER_ALL = [
     "NoEligibleModelError",
     "UpstreamError",
     "TrackingError",
+    "UsageLogError",
     "__version__",
 ]
 

@@ -76,8 +76,8 @@ def test_stats(pg_url):
         assert s.flush()
         st = s.stats(ModelCatalog.from_dict(CATALOG), baseline_model="dear")
     assert (st["requests"], st["ok"], st["errors"], st["escalations"], st["fallbacks"]) == (2, 1, 1, 1, 1)
-    assert st["baseline_cost"] == pytest.approx(0.025 + 0.004)
-    assert st["actual_cost"] == pytest.approx(0.00415)
+    assert st["baseline_cost"] == pytest.approx(0.025)  # the failed request is not in the baseline
+    assert st["actual_cost"] == pytest.approx(0.00415) and st["failed_cost"] == pytest.approx(0.004)
     assert st["latency_ms"] == pytest.approx({"p50": 200.0, "p95": 290.0})
     assert st["model_distribution"] == {"cheap": 1, "dear": 1}
 
@@ -119,3 +119,26 @@ def test_learning_loop_schema_import_and_training_rows(pg_url, tmp_path):
         df, rows = outcome_rows(s, ["cheap", "dear"])
     assert rows.feedback_rows == 3 and rows.orphaned == 1 and rows.used == 2
     assert sorted(df.propensity) == [0.8, 0.9]
+
+
+def test_a_version_2_database_upgrades_to_version_3(pg_url):
+    import router.serving.usage.migrations as migrations
+
+    eng = sa.create_engine(pg_url)
+    with eng.begin() as conn:
+        migrations.migrate(conn, "pg", migrations.MIGRATIONS[:2])
+        for rid, chain in (("req_1", '[{"model": "cheap"}, {"model": "dear"}]'), ("sim-1", '[{"model": "cheap"}]')):
+            conn.execute(sa.text(
+                "INSERT INTO requests (request_id, created_at, model, requested_model, prompt_tokens, "
+                "completion_tokens, cost_usd, latency_ms, status, chain, escalated, stream, prompt_hash) "
+                "VALUES (:r, 1.0, 'cheap', 'auto', 10, 10, 0.001, 5.0, 'ok', :c, false, false, '')"),
+                {"r": rid, "c": chain})
+    eng.dispose()
+    with UsageStore(pg_url) as s:
+        s.probe_write()
+        assert s.get("sim-1").origin == "simulated"
+        st = s.stats(ModelCatalog.from_dict(CATALOG), baseline_model="dear")
+        assert (st["requests"], st["fallbacks"], st["not_traffic"]) == (1, 1, {"simulated": 1})
+        s.log(make_record("req_1"))  # already there: not duplicated, not an error
+        s.log(make_record("r2"))
+        assert s.flush() and s.count() == 3 and (s.duplicates, s.failed_writes, s.lost) == (1, 0, 0)

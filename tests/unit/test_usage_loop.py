@@ -45,7 +45,7 @@ def test_a_version_1_database_upgrades_in_place(url):
     engine.dispose()
     assert _versions(url) == [1]
     with UsageStore(url, store_prompts=True) as s:
-        assert _versions(url) == [1, 2]
+        assert _versions(url) == [1, 2, 3]
         old = s.get("old")
         assert old == dataclasses.replace(make_record("old"))  # new fields: their empty defaults
         assert (old.propensity, old.candidates, old.router_version) == (None, [], None)

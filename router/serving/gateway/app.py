@@ -26,7 +26,9 @@ Endpoints:
   the default, or ``implicit``; a client cannot claim ``judge``), validated by
   :func:`~router.serving.usage.record.client_feedback` and stored with ``UsageStore.add_feedback``.
 * ``GET /v1/stats`` (``?baseline=gpt-4o&since=<unix time>``): ``UsageStore.stats``.
-* ``GET /health``: liveness, models cooling down, usage-log counters (no auth).
+* ``GET /health`` (no auth, always HTTP 200): ``{"status": "ok" | "degraded", "reasons": [...]}``,
+  degraded while the usage log fails, journals or has lost rows, or every model cools down;
+  plus the models cooling down and the usage log's counters.
 
 Errors are OpenAI-style bodies ``{"error": {"message", "type", "param", "code"}}``: 400 malformed
 JSON / invalid messages or options, 401 missing or wrong bearer key (when ``api_keys`` are set),
@@ -57,7 +59,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
-from ...errors import InvalidRequestError, UnknownModelError
+from ...errors import InvalidRequestError, UnknownModelError, UsageLogError
 from ...savings import BASELINE_MODEL
 from ..client import (
     AUTO_MODELS,
@@ -327,6 +329,8 @@ def create_app(
             fid = await run_in_threadpool(lambda: store.add_feedback(**kw))
         except InvalidRequestError as exc:  # values are checked above: this is an unknown request id
             return error_response(404, str(exc), "invalid_request_error", "request_not_found", "request_id")
+        except UsageLogError as exc:  # locked, full or gone even after retries: nothing stored
+            return error_response(503, str(exc), "server_error", "usage_unavailable")
         return Response(json.dumps({"object": "feedback", "id": fid, "request_id": kw["request_id"],
                                     "score": kw["score"], "origin": kw["origin"]}), media_type=_JSON)
 
@@ -351,9 +355,14 @@ def create_app(
 
     @app.get("/health")
     async def health() -> Response:
-        info: dict[str, Any] = {"status": "ok", "models": len(catalog), "cooling": sorted(aclient.cooling())}
+        cooling = aclient.cooling()
+        reasons = list(store.health()) if store is not None else []
+        if cooling and set(catalog.names) <= cooling:
+            reasons.append(f"every model is cooling down after upstream failures ({', '.join(sorted(cooling))})")
+        info: dict[str, Any] = {"status": "degraded" if reasons else "ok", "reasons": reasons,
+                                "models": len(catalog), "cooling": sorted(cooling)}
         if store is not None:
-            info["usage"] = {"written": store.written, "dropped": store.dropped, "failed_writes": store.failed_writes}
+            info["usage"] = store.counters()
         return Response(json.dumps(info), media_type=_JSON)
 
     return app

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
     from ...types import RoutingDecision
 
 __all__ = ["UsageRecord", "hash_prompt", "decision_fields", "ORIGINS", "CLIENT_ORIGINS", "score_from",
-           "client_feedback"]
+           "client_feedback", "REQUEST_ORIGINS"]
 
 #: Where a feedback row came from. ``human``: a person's rating; ``judge``: an automatic grader
 #: (never claimable by a client); ``implicit``: evidence from behaviour (an escalation that fired
 #: says the first model's answer was weak); ``import``: a bulk outcome file.
 ORIGINS = ("human", "judge", "implicit", "import")
+#: What a row of the requests table is: ``traffic`` (a request a client sent: the only rows
+#: ``/v1/stats`` counts) or ``simulated`` (added by the learning loop's simulation).
+REQUEST_ORIGINS = ("traffic", "simulated")
 #: The origins a caller of ``POST /v1/feedback`` may claim.
 CLIENT_ORIGINS = ("human", "implicit")
 
@@ -77,6 +80,9 @@ class UsageRecord:
     ``target_quality`` (the policy's target), ``candidates`` (``[{"model", "quality", "cost"}]``
     of every eligible model), ``classifier_text`` (the exact text the task classifier read; kept
     only with ``store_prompts``) and ``answer`` (kept only with ``store_responses``).
+
+    ``origin`` (schema version 3): one of :data:`REQUEST_ORIGINS`; only ``traffic`` rows are
+    counted by the statistics.
     """
 
     request_id: str
@@ -106,6 +112,7 @@ class UsageRecord:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     classifier_text: str | None = None
     answer: str | None = None
+    origin: str = "traffic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

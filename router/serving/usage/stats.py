@@ -1,61 +1,113 @@
-"""Savings statistics over the usage log, and their charts."""
+"""Savings statistics over the usage log, aggregated in SQL, and their charts.
+
+What counts: only ``traffic`` rows (``requests.origin``; rows the learning loop simulates and
+imported outcomes, which live in the feedback table, are reported apart). Requests **rejected**
+before routing (``status = 'rejected'``: an unknown model, an invalid request) are listed apart
+by what was asked for, never as models, and carry no tokens or latency. The savings compare the
+requests that were **answered** (``ok``) with the same tokens at the baseline's own prices; failed
+requests enter neither side (what they cost is reported as ``failed_cost``), so a log where every
+request failed saves nothing. Latency percentiles are over routed requests (not rejected),
+computed exactly (numpy's linear interpolation) by offset over an index.
+
+Migration 3 adds the columns and covering indexes this reads (``ix_requests_stats`` in
+``(origin, status, model, task, ...)`` order, so the totals need no sort;
+``ix_requests_latency`` for the percentiles).
+"""
 
 from __future__ import annotations
 
-import json
+import math
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ...catalog.model_catalog import ModelCatalog
+from .record import REQUEST_ORIGINS
 
 __all__ = ["usage_stats", "plot_stats"]
 
 
-def usage_stats(engine: Engine, requests: sa.Table, catalog: ModelCatalog, baseline_model: str = "gpt-4o",
-                since: float | None = None) -> dict[str, Any]:
-    """Totals, savings against ``baseline_model`` (each request's tokens at the baseline's own
-    input/output prices), model and task breakdowns, latency percentiles."""
-    import numpy as np
+def _percentile(conn: Connection, requests: sa.Table, where: list[Any], n: int, p: float) -> float | None:
+    if n == 0:
+        return None
+    rank = p / 100.0 * (n - 1)
+    lo = int(math.floor(rank))
+    q = (sa.select(requests.c.latency_ms).where(*where).order_by(requests.c.latency_ms)
+         .limit(2).offset(lo))
+    vals = [float(v) for (v,) in conn.execute(q)]
+    if len(vals) == 1 or rank == lo:
+        return vals[0]
+    return vals[0] + (rank - lo) * (vals[1] - vals[0])
 
+
+def usage_stats(engine: Engine, requests: sa.Table, catalog: ModelCatalog, baseline_model: str = "gpt-4o",
+                since: float | None = None, feedback: sa.Table | None = None) -> dict[str, Any]:
+    """Totals, savings of the answered requests against ``baseline_model`` (their tokens at the
+    baseline's own input/output prices), model and task breakdowns, latency percentiles,
+    rejections, and what is not traffic; see the module docstring."""
     base = catalog[baseline_model]  # UnknownModelError for an unknown baseline
     c = requests.c
-    q = sa.select(c.model, c.task, c.prompt_tokens, c.completion_tokens, c.cost_usd,
-                  c.latency_ms, c.status, c.chain, c.escalated)
-    if since is not None:
-        q = q.where(c.created_at >= since)
-    n = ok = pt = ct = escalations = fallbacks = 0
-    actual = baseline = 0.0
+    traffic = [c.origin == "traffic"] + ([c.created_at >= since] if since is not None else [])
+    q = (sa.select(c.status, c.model, c.task, sa.func.count(), sa.func.sum(c.prompt_tokens),
+                   sa.func.sum(c.completion_tokens), sa.func.sum(c.cost_usd),
+                   sa.func.sum(sa.case((c.escalated, 1), else_=0)), sa.func.sum(sa.case((c.attempts > 1, 1), else_=0)))
+         .where(*traffic).group_by(c.status, c.model, c.task))
+    statuses: Counter[str] = Counter()
     models: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
     by_task: defaultdict[str, float] = defaultdict(float)
-    latencies: list[float] = []
+    pt = ct = ok_pt = ok_ct = escalations = fallbacks = 0
+    actual = answered = 0.0
     with engine.connect() as conn:
-        for r in conn.execute(q):
-            n += 1
-            ok += r.status == "ok"
-            pt += r.prompt_tokens
-            ct += r.completion_tokens
-            actual += r.cost_usd
-            baseline += base.cost(r.prompt_tokens, r.completion_tokens)
-            models[r.model] += 1
-            by_task[r.task or "unknown"] += r.cost_usd
-            latencies.append(float(r.latency_ms))
-            escalations += bool(r.escalated)
-            fallbacks += len(json.loads(r.chain or "[]")) > 1
-    pct = (lambda p: float(np.percentile(latencies, p))) if latencies else (lambda p: None)
+        for status, model, task, n, spt, sct, cost, esc, fb in conn.execute(q):
+            statuses[status] += n
+            if status == "rejected":
+                rejected[model] += n
+                continue
+            spt, sct, cost = int(spt or 0), int(sct or 0), float(cost or 0.0)
+            models[model] += n
+            pt, ct, actual = pt + spt, ct + sct, actual + cost
+            by_task[task or "unknown"] += cost
+            escalations += int(esc or 0)
+            fallbacks += int(fb or 0)
+            if status == "ok":
+                ok_pt, ok_ct, answered = ok_pt + spt, ok_ct + sct, answered + cost
+        routed = sum(models.values())
+        lat_where = traffic + [c.status != "rejected"]
+        p50 = _percentile(conn, requests, lat_where, routed, 50)
+        p95 = _percentile(conn, requests, lat_where, routed, 95)
+        other_q = sa.select(c.origin, sa.func.count()).where(  # equality: an index seek, not a scan
+            c.origin.in_([o for o in REQUEST_ORIGINS if o != "traffic"]))
+        if since is not None:
+            other_q = other_q.where(c.created_at >= since)
+        not_traffic = {o: int(n) for o, n in conn.execute(other_q.group_by(c.origin))}
+        fb_origins: dict[str, int] = {}
+        if feedback is not None:
+            fq = sa.select(feedback.c.origin, sa.func.count())
+            if since is not None:
+                fq = fq.where(feedback.c.created_at >= since)
+            fb_origins = {o: int(n) for o, n in conn.execute(fq.group_by(feedback.c.origin))}
+    baseline = base.cost(ok_pt, ok_ct)
+    ok = statuses.get("ok", 0)
     return {
-        "requests": n, "ok": ok, "errors": n - ok,
+        "requests": sum(statuses.values()), "ok": ok, "errors": routed - ok, "rejected": sum(rejected.values()),
+        "statuses": dict(statuses.most_common()),
         "total_prompt_tokens": pt, "total_completion_tokens": ct,
-        "actual_cost": actual, "baseline_model": base.name, "baseline_cost": baseline,
-        "savings_usd": baseline - actual,
-        "savings_pct": 100.0 * (baseline - actual) / baseline if baseline > 0 else 0.0,
+        "actual_cost": actual, "answered_cost": answered, "failed_cost": actual - answered,
+        "baseline_model": base.name, "baseline_cost": baseline,
+        "savings_usd": baseline - answered,
+        "savings_pct": 100.0 * (baseline - answered) / baseline if baseline > 0 else 0.0,
         "model_distribution": dict(models.most_common()),
+        "rejected_requests": dict(rejected.most_common()),
         "cost_by_task": dict(sorted(by_task.items(), key=lambda kv: -kv[1])),
-        "latency_ms": {"p50": pct(50), "p95": pct(95)},
+        "latency_ms": {"p50": p50, "p95": p95},
         "escalations": escalations, "fallbacks": fallbacks,
+        "not_traffic": not_traffic,
+        "feedback": {o: n for o, n in fb_origins.items() if o != "import"},
+        "imported_outcomes": fb_origins.get("import", 0),
     }
 
 

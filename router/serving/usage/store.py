@@ -7,9 +7,15 @@
         store.stats(catalog)["savings_pct"]     # after store.flush() for up-to-date numbers
 
 Writes go through a bounded queue to one background thread that inserts in batches, so logging
-costs a user request microseconds and a slow or broken database can never fail it: a record that
-does not fit in the queue, or whose insert fails, is dropped and counted (``dropped``,
-``failed_writes``, ``last_error``). Reads, feedback and migrations are synchronous.
+costs a user request microseconds and a slow or broken database can never fail it. A failed
+insert is retried with backoff; when the database stays unavailable (locked, full, its file
+deleted) the rows go to the local ``journal`` (a folder; bounded, fsync'd) and are replayed, idempotently
+on ``request_id``, when it returns (or by the next process to open the same journal folder);
+rows that can be neither inserted nor journalled are counted ``lost``; every change of state is a
+logged warning, and :meth:`UsageStore.health` says why the log is degraded (see
+:mod:`~router.serving.usage.writer`). Reads, feedback and migrations are synchronous; feedback
+writes are retried with backoff and raise :class:`~router.errors.UsageLogError` when they still
+fail (nothing stored).
 
 Any SQLAlchemy URL works; SQLite (WAL mode, busy timeout) and PostgreSQL are tested. The schema is
 versioned by :mod:`router.serving.usage.migrations`. The record type lives in
@@ -26,31 +32,33 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from ...catalog.model_catalog import ModelCatalog
-from ...errors import ArtifactError, InvalidRequestError
+from ...errors import ArtifactError, InvalidRequestError, UsageLogError
 from . import migrations as _migrations
 from .migrations import MIGRATIONS, Migration
 from .record import ORIGINS, UsageRecord, hash_prompt
+from .rows import FIELDS, from_row, implicit_feedback, to_row
 from .stats import plot_stats, usage_stats
+from .engine import create_engine, file_identity, sqlite_file
+from .journal import Journal
 from .writer import BatchWriter
 from .writer import describe as _describe
 
 __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt", "plot_stats"]
 
 
-_FIELDS = tuple(f.name for f in fields(UsageRecord))
-_BOOL_COLS, _FLOAT_COLS = ("escalated", "stream"), ("created_at", "cost_usd", "latency_ms")
-_OPT_FLOAT_COLS = ("predicted_quality", "propensity", "target_quality")
+log = logging.getLogger("router.serving.usage")
+_T = TypeVar("_T")
 
 
 class UsageStore:
@@ -59,51 +67,69 @@ class UsageStore:
     def __init__(self, url: str = "sqlite:///router_usage.db", *, store_prompts: bool = False,
                  store_responses: bool = False,
                  queue_size: int = 10000, batch_size: int = 200, max_wait: float = 0.05,
-                 busy_timeout_ms: int = 5000):
+                 busy_timeout_ms: int = 5000, journal: str | Path | None = None,
+                 journal_max_bytes: int = 256 * 1024 * 1024, retries: int = 3, backoff: float = 0.1,
+                 probe: float = 0.5, max_probe: float = 5.0):
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be >= 1")
         self.store_prompts = store_prompts
         self.store_responses = store_responses
         self._url_text = sa.make_url(url).render_as_string(hide_password=True)
-        self._engine = self._create_engine(url, busy_timeout_ms)
+        try:
+            self._engine = create_engine(url, busy_timeout_ms)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"cannot open usage database {self._url_text}: {_describe(exc)}") from exc
         try:
             self._migrate()
         except BaseException:
             self._engine.dispose()
             raise
-        # through a lambda, so a test can wrap _write_batch on the instance
-        self._writer = BatchWriter(lambda batch: self._write_batch(batch), queue_size=queue_size,
-                                   batch_size=batch_size, max_wait=max_wait)
+        self._db_file = sqlite_file(url)
+        self._db_inode = file_identity(self._db_file)
+        jr = None
+        if journal is not None:
+            try:
+                jr = Journal(journal, journal_max_bytes)
+            except OSError as exc:
+                self._engine.dispose()
+                raise ArtifactError(f"cannot open the usage journal in {journal}: {exc}") from exc
+        # through lambdas, so a test can wrap _insert_rows on the instance
+        self._writer = BatchWriter(lambda rec: self._to_row(rec), lambda rows: self._insert_rows(rows),
+                                   check=lambda: self._check_file(), journal=jr, queue_size=queue_size,
+                                   batch_size=batch_size, max_wait=max_wait, retries=retries, backoff=backoff,
+                                   probe=probe, max_probe=max_probe)
         atexit.register(self.close)
 
-    # -- engine and migrations -------------------------------------------------------------
-    @staticmethod
-    def _create_engine(url: str, busy_timeout_ms: int) -> Engine:
-        u = sa.make_url(url)
-        if u.get_backend_name() != "sqlite":
-            return sa.create_engine(u, pool_pre_ping=True)
-        if u.database in (None, "", ":memory:") or "mode=memory" in u.database:
-            raise ValueError("the usage log needs a SQLite file (an in-memory database is private to "
-                             "one connection, and the writer thread uses its own)")
-        if not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(u, connect_args={"timeout": busy_timeout_ms / 1000})
+    def _check_file(self) -> None:
+        """Raise when the SQLite file was deleted or replaced under the store (SQLite would go on
+        writing to the unlinked file, and every row would vanish with it)."""
+        if self._db_file is None:
+            return
+        if file_identity(self._db_file) != self._db_inode:
+            raise ArtifactError(f"the usage database file {self._db_file} was deleted or replaced "
+                                "(restart the gateway to create a new one)")
 
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves: transactional DDL
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode, no fsync per commit
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cur.close()
+    def probe_write(self) -> None:
+        """Check the log can be written now (a write rolled back); :class:`ArtifactError` naming
+        the cause. ``router serve`` calls it before it starts."""
+        try:
+            self._check_file()
+            with self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                tx = conn.begin()
+                try:
+                    conn.execute(self._requests.delete().where(self._requests.c.request_id == "router:write-probe"))
+                    conn.execute(sa.text("CREATE TABLE router_write_probe (x INTEGER)"))
+                finally:
+                    tx.rollback()
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"the usage log {self._url_text} is not writable: {_describe(exc)}") from exc
 
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
-
-        return engine
-
+    # -- migrations ------------------------------------------------------------------------
     def _migrate(self) -> None:
         try:
             with self._engine.connect() as conn:
@@ -113,7 +139,7 @@ class UsageStore:
                     md = sa.MetaData()  # the live layout is whatever the migrations made
                     self._requests = sa.Table("requests", md, autoload_with=conn)
                     self._feedback = sa.Table("feedback", md, autoload_with=conn)
-            self._record_cols = [self._requests.c[name] for name in _FIELDS]
+            self._record_cols = [self._requests.c[name] for name in FIELDS]
         except ArtifactError:
             raise
         except Exception as exc:
@@ -128,7 +154,7 @@ class UsageStore:
         """Wait until every record queued before this call is written (or failed); False on timeout."""
         return self._writer.flush(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, stop the writer and release the database (idempotent)."""
         if self._writer.close(timeout):
             atexit.unregister(self.close)
@@ -147,8 +173,44 @@ class UsageStore:
 
     @property
     def failed_writes(self) -> int:
-        """Records whose insert failed (they are not in the database)."""
+        """Records refused as invalid (they are not in the database)."""
         return self._writer.failed
+
+    @property
+    def lost(self) -> int:
+        """Records neither inserted nor journalled (the database and the journal both failed)."""
+        return self._writer.lost
+
+    @property
+    def journalled(self) -> int:
+        """Records spilled to the journal while the database failed."""
+        return self._writer.journalled
+
+    @property
+    def replayed(self) -> int:
+        """Journalled records now in the database."""
+        return self._writer.replayed
+
+    @property
+    def duplicates(self) -> int:
+        """Records not inserted because their ``request_id`` was already in the log."""
+        return self._writer.duplicates
+
+    @property
+    def journal_path(self) -> Path | None:
+        """This process's journal file, or None without a journal."""
+        return None if self._writer.journal is None else self._writer.journal.path
+
+    def health(self) -> list[str]:
+        """Why the log is degraded now (the database failing, rows journalled or lost); empty
+        when all is well."""
+        return self._writer.health()
+
+    def counters(self) -> dict[str, Any]:
+        """The writer's counters, for ``/health`` and ``/v1/stats``."""
+        w = self._writer
+        return {"written": w.written, "journalled": w.journalled, "replayed": w.replayed, "lost": w.lost,
+                "dropped": w.dropped, "failed_writes": w.failed, "duplicates": w.duplicates}
 
     @property
     def dropped(self) -> int:
@@ -165,77 +227,34 @@ class UsageStore:
         """The last drop or write failure (no statement parameters: they may hold prompts)."""
         return self._writer.last_error
 
-    def _write_batch(self, batch: list[Any]) -> tuple[int, str | None]:
-        rows, error = [], None
-        for rec in batch:
-            try:
-                rows.append(self._to_row(rec))
-            except Exception as exc:
-                error = (f"invalid usage record ({type(rec).__name__}, request_id="
-                         f"{getattr(rec, 'request_id', None)!r}): {_describe(exc)}")
-        if not rows:
-            return 0, error
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(self._requests.insert(), rows)
-                self._insert_implicit(conn, rows)
-            return len(rows), error
-        except sa.exc.IntegrityError:  # e.g. a duplicate request_id: insert one by one, lose only it
-            written = 0
-            for row in rows:
-                try:
-                    with self._engine.begin() as conn:
-                        conn.execute(self._requests.insert(), [row])
-                        self._insert_implicit(conn, [row])
-                    written += 1
-                except Exception as exc:
-                    error = f"insert of request {row['request_id']!r} failed: {_describe(exc)}"
-            return written, error
-        except Exception as exc:
-            return 0, f"insert of {len(rows)} usage records failed: {_describe(exc)}"
-
-    def _insert_implicit(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """An escalation that fired is implicit evidence that the answer it replaced was weak:
-        one ``origin=implicit`` score 0 for each attempt the chain marks ``escalated``."""
-        fb = [{"request_id": row["request_id"], "created_at": row["created_at"], "score": 0.0,
-               "comment": "escalation fired", "origin": "implicit", "model": e.get("model")}
-              for row in rows if row["escalated"]
-              for e in json.loads(row["chain"]) if isinstance(e, dict) and e.get("status") == "escalated"]
-        if fb:
-            conn.execute(self._feedback.insert(), fb)
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows not already in the table, in one transaction; returns how many were
+        new. Idempotent on ``request_id``: a journal replayed twice adds nothing the second time."""
+        by_id: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            by_id.setdefault(r["request_id"], r)  # the first of each id
+        with self._engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")  # SQLite: wait for the write lock up front
+            with conn.begin():
+                present = {x for (x,) in conn.execute(
+                    sa.select(self._requests.c.request_id).where(self._requests.c.request_id.in_(list(by_id))))}
+                new = [r for k, r in by_id.items() if k not in present]
+                if new:
+                    conn.execute(self._requests.insert(), new)
+                    fb = implicit_feedback(new)
+                    if fb:
+                        conn.execute(self._feedback.insert(), fb)
+        return len(new)
 
     def _to_row(self, rec: UsageRecord) -> dict[str, Any]:
-        row = {name: getattr(rec, name) for name in _FIELDS}
-        if not row["prompt_hash"] and rec.prompt is not None:
-            row["prompt_hash"] = hash_prompt(rec.prompt)
-        if not self.store_prompts:
-            row["prompt"] = row["classifier_text"] = None
-        if not self.store_responses:
-            row["answer"] = None
-        row["chain"] = json.dumps(list(rec.chain), default=str)
-        row["candidates"] = json.dumps(list(rec.candidates), default=str) if rec.candidates else None
-        for k in _BOOL_COLS:
-            row[k] = bool(row[k])
-        return row
+        return to_row(rec, store_prompts=self.store_prompts, store_responses=self.store_responses)
 
     # -- reads -----------------------------------------------------------------------------
-    @staticmethod
-    def _from_row(row: Any) -> UsageRecord:
-        d = dict(row._mapping)
-        d["chain"] = json.loads(d["chain"] or "[]")
-        d["candidates"] = json.loads(d["candidates"] or "[]")
-        for k in _BOOL_COLS:
-            d[k] = bool(d[k])
-        d["explored"] = None if d["explored"] is None else bool(d["explored"])
-        for k in _FLOAT_COLS + _OPT_FLOAT_COLS:
-            d[k] = None if d[k] is None else float(d[k])
-        return UsageRecord(**d)
-
     def get(self, request_id: str) -> UsageRecord | None:
         """The record of ``request_id`` as written (queued records appear after :meth:`flush`)."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(*self._record_cols).where(self._requests.c.request_id == request_id)).first()
-        return None if row is None else self._from_row(row)
+        return None if row is None else from_row(row)
 
     def records(self, since: float | None = None, limit: int | None = None) -> list[UsageRecord]:
         """Written records with ``created_at >= since``, oldest first, at most ``limit``."""
@@ -245,7 +264,7 @@ class UsageStore:
         if limit is not None:
             q = q.limit(limit)
         with self._engine.connect() as conn:
-            return [self._from_row(r) for r in conn.execute(q)]
+            return [from_row(r) for r in conn.execute(q)]
 
     def count(self) -> int:
         with self._engine.connect() as conn:
@@ -266,15 +285,38 @@ class UsageStore:
             raise InvalidRequestError(f"feedback score must be a number in [0, 1], got {score!r}")
         if origin not in ORIGINS:
             raise InvalidRequestError(f"feedback origin must be one of {list(ORIGINS)}, got {origin!r}")
-        if self.get(request_id) is None:
+        if self._retrying(lambda: self.get(request_id), "feedback") is None:
             self.flush()  # the request may still be waiting in the queue
-            if self.get(request_id) is None:
+            if self._retrying(lambda: self.get(request_id), "feedback") is None:
+                if self.health():  # it may be journalled, waiting for the database to return
+                    raise UsageLogError(f"the usage log is degraded ({'; '.join(self.health())}): request "
+                                        f"{request_id!r} may be journalled; feedback not stored, retry later")
                 raise InvalidRequestError(f"unknown request_id {request_id!r}: it is not in the usage log")
-        with self._engine.begin() as conn:
-            res = conn.execute(self._feedback.insert().values(
-                request_id=request_id, created_at=time.time(), score=float(score), comment=comment,
-                origin=origin, model=model, meta=json.dumps(dict(meta)) if meta else None))
-            return int(res.inserted_primary_key[0])
+
+        def insert() -> int:
+            with self._engine.begin() as conn:
+                res = conn.execute(self._feedback.insert().values(
+                    request_id=request_id, created_at=time.time(), score=float(score), comment=comment,
+                    origin=origin, model=model, meta=json.dumps(dict(meta)) if meta else None))
+                return int(res.inserted_primary_key[0])
+
+        return self._retrying(insert, "feedback")
+
+    def _retrying(self, fn: Callable[[], _T], what: str, attempts: int = 4) -> _T:
+        """``fn()`` retried with backoff on database errors; :class:`UsageLogError` naming the
+        cause when it still fails (nothing was stored)."""
+        for i in range(attempts):
+            try:
+                self._check_file()
+                return fn()
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, ArtifactError) as exc:
+                if i == attempts - 1:
+                    cause = _describe(exc)
+                    log.warning("usage log: %s write failed after %d attempts: %s", what, attempts, cause)
+                    raise UsageLogError(f"the usage log cannot be written now ({cause}); the {what} was not "
+                                        "stored, retry later", cause=cause) from None
+                time.sleep(0.1 * 2 ** i)
+        raise AssertionError("unreachable")
 
     def known_requests(self, request_ids: Sequence[str]) -> set[str]:
         """The subset of ``request_ids`` that are in the log."""
@@ -309,9 +351,13 @@ class UsageStore:
         if bad:
             raise InvalidRequestError(f"unknown feedback column(s) {bad}")
         keys = sorted({k for row in out for k in row})
-        with self._engine.begin() as conn:
-            conn.execute(self._feedback.insert(), [{k: row.get(k) for k in keys} for row in out])
-        return len(out)
+
+        def insert() -> int:
+            with self._engine.begin() as conn:
+                conn.execute(self._feedback.insert(), [{k: row.get(k) for k in keys} for row in out])
+            return len(out)
+
+        return self._retrying(insert, "feedback import")
 
     def feedback(self, request_id: str | None = None) -> list[dict[str, Any]]:
         """Feedback rows (every column of the feedback table) in insertion order."""
@@ -345,8 +391,10 @@ class UsageStore:
     # -- statistics ------------------------------------------------------------------------
     def stats(self, catalog: ModelCatalog, baseline_model: str = "gpt-4o",
               since: float | None = None) -> dict[str, Any]:
-        """Totals, savings against ``baseline_model`` (each request's tokens at the baseline's
-        own input/output prices), model and task breakdowns, latency percentiles."""
-        out = usage_stats(self._engine, self._requests, catalog, baseline_model, since)
-        out.update({"failed_writes": self.failed_writes, "dropped": self.dropped})
+        """Totals, savings of the answered requests against ``baseline_model`` (their tokens at
+        the baseline's own prices), model and task breakdowns, latency percentiles, rejections
+        listed apart, what is not traffic; see :mod:`~router.serving.usage.stats`. Plus this
+        store's writer counters."""
+        out = usage_stats(self._engine, self._requests, catalog, baseline_model, since, self._feedback)
+        out.update(self.counters())
         return out

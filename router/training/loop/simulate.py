@@ -64,7 +64,7 @@ def simulate_traffic(router: Router, store: Any, n: int, epsilon: float, rng: np
             cost_usd=spec.cost(d.prompt_tokens, 20), latency_ms=1.0, status="ok",
             chain=[{"model": e.model, "status": "ok", "reason": "explored" if e.explored else "routed",
                     "latency_ms": 1.0}],
-            prompt=text, prompt_hash=hash_prompt(text),
+            prompt=text, prompt_hash=hash_prompt(text), origin="simulated",
             **decision_fields(d, e, router_version=router_version, classifier_text=router.classifier_text(text))))
         good = rng.random() < true_quality(e.model, kind)
         feedback.append({"request_id": rid, "thumbs": "up" if good else "down", "origin": "human"})
