@@ -132,6 +132,12 @@ def resolve_target(config: PolicyConfig, c: Constraints) -> tuple[float, str | N
     return float(config.tiers[tier]), tier
 
 
+def _usd(x: float) -> str:
+    """Dollars with six decimals, or three significant digits below a millionth (a tiny cap is
+    never shown as ``$0.000000``)."""
+    return f"${x:.3g}" if x != 0 and abs(x) < 5e-7 else f"${x:.6f}"
+
+
 def decide(
     task: TaskPrediction,
     candidates: Sequence[Candidate],
@@ -162,10 +168,10 @@ def decide(
         within_cap = [c for c in eligible if c.cost <= constraints.max_cost]
         for c in eligible:
             if c.cost > constraints.max_cost:
-                excluded[c.model] = f"expected cost ${c.cost:.6f} exceeds the cap ${constraints.max_cost:.6f}"
+                excluded[c.model] = f"expected cost {_usd(c.cost)} exceeds the cap {_usd(constraints.max_cost)}"
         if not within_cap:
             raise NoEligibleModelError(
-                f"no eligible model fits the cost cap ${constraints.max_cost:.6f}", excluded
+                f"no eligible model fits the cost cap {_usd(constraints.max_cost)}", excluded
             )
     by_cost = sorted(within_cap, key=lambda c: (c.cost, -c.quality, c.model))
     if constraints.max_quality_gap is not None and constraints.min_quality is None:
@@ -184,9 +190,12 @@ def decide(
         rule = "best_within_cap"
         reason = (
             f"no model reached the target {target:.3f}"
-            + (f" within the cost cap ${constraints.max_cost:.6f}" if constraints.max_cost is not None else "")
+            + (f" within the cost cap {_usd(constraints.max_cost)}" if constraints.max_cost is not None else "")
             + f"; took the best predicted quality {chosen.quality:.3f}"
         )
+    if constraints.max_tokens and constraints.max_tokens > chosen.max_output_tokens:
+        reason += (f"; max_tokens {constraints.max_tokens} is capped at the model's {chosen.max_output_tokens} "
+                   "output tokens")
     return RoutingDecision(
         model=chosen.model,
         task=task.task,

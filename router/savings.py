@@ -54,9 +54,7 @@ def savings_report(decisions: Sequence[RoutingDecision], baseline_model: str = B
 def format_usd(x: float) -> str:
     """Dollars with six decimals, or three significant digits below a millionth (never a
     ``$0.000000`` that hides a non-zero amount)."""
-    if x != 0 and abs(x) < 5e-7:
-        return f"${x:.3g}"
-    return f"${x:.6f}"
+    return f"${x:.3g}" if x != 0 and abs(x) < 5e-7 else f"${x:.6f}"
 
 
 def _cut(text: str, width: int) -> str:

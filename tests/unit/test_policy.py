@@ -131,3 +131,23 @@ def test_router_checks_constraints_with_the_policy_rules():
         r.check_constraints(max_tokens=0)
     with pytest.raises(InvalidRequestError, match="unknown tier 'gold'"):
         r.route("hi", tier="gold", min_quality=0.3)
+
+
+def test_tiny_cost_cap_is_shown_not_rounded_to_zero():
+    from router import ModelCatalog, NoEligibleModelError, Router
+
+    r = Router.default(ModelCatalog.load())
+    with pytest.raises(NoEligibleModelError) as ei:
+        r.route("Write a Python function to merge sort an array", max_cost=2e-9)
+    assert "$2e-09" in str(ei.value) and "$0.000000" not in str(ei.value)
+
+
+def test_max_tokens_above_the_models_output_limit_is_said_in_the_reason():
+    from router import ModelCatalog, Router
+
+    r = Router.default(ModelCatalog.load())
+    d = r.route("Write a Python function to merge sort an array", max_tokens=100_000)
+    limit = r.catalog[d.model].max_output_tokens
+    assert limit < 100_000 and f"max_tokens 100000 is capped at the model's {limit} output tokens" in d.reason
+    small = r.route("Write a Python function to merge sort an array", max_tokens=100)
+    assert "capped" not in small.reason
