@@ -40,8 +40,8 @@ def fit_price_curve(pred_q: np.ndarray, pred_c: np.ndarray, models: Sequence[str
     curve: list[tuple[float, float]] = []
     for lam in prices:
         pick = choose(q, c, models, price=float(lam), eligible=eligible)
-        mean_q = float(q[rows, pick].mean())
+        mean_q = round(float(q[rows, pick].mean()), 6)
         if curve and mean_q >= curve[-1][0]:
             continue  # no quality lost for this price: keep the cheaper price's point only
-        curve.append((round(mean_q, 6), float(lam)))
+        curve.append((mean_q, float(lam)))
     return tuple(curve)

@@ -23,6 +23,7 @@ from ...policy import PolicyConfig
 from ...text.request import parse_request
 from ..data.outcomes import read_outcomes
 from .quality import build_cost_model, build_quality_model
+from .calibrate import fit_platt, out_of_fold_quality
 from .tiers import fit_price_curve
 from ..evaluate.routing import split_outcomes
 
@@ -54,6 +55,7 @@ class TrainConfig:
     shrinkage: float = 50.0
     answer_scorer: bool = True  # fit the answer scorer when the outcome files carry answers
     price_curve: bool = True  # tiers / min_quality met on average at least cost (router.policy)
+    calibration_folds: int = 5  # out-of-fold Platt calibration of the quality heads (<= 1: none)
 
 
 @dataclass
@@ -64,6 +66,17 @@ class TrainResult:
     class_counts: dict[str, int]
     seconds: dict[str, float]
     threshold: float
+
+
+def _platt_per_model(train, P, qm) -> dict[str, tuple[float, float]]:
+    """Per model with a head: Platt scaling of its out-of-fold predictions ``P`` (prompts x
+    catalog models) against its training scores."""
+    col = {m: j for j, m in enumerate(qm.catalog.names)}
+    out = {}
+    for m, sub in train.groupby("model"):
+        if m in qm.heads and m in col:
+            out[m] = fit_platt(P[sub.prompt_index.to_numpy(int), col[m]], sub.score.to_numpy(float))
+    return out
 
 
 def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
@@ -89,14 +102,26 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     tokens = [parse_request(p).prompt_tokens for p in uniq.prompt]  # the request as sent is billed
     C = cost_features(tokens, X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
-    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage,
-                             text_views=views, progress=say)
+
+    def build(rows, progress=None):
+        return build_quality_model(catalog, rows, Z, head=cfg.quality_head, C=cfg.quality_C,
+                                   shrinkage=cfg.shrinkage, text_views=views, progress=progress)
+
+    qm = build(train, say)
     cm = build_cost_model(catalog, train, C)
+    costs = cm.predict_cost(tokens, tasks, catalog.names, features=X)
+    if cfg.calibration_folds > 1:
+        say(f"calibrating: quality heads refitted on {cfg.calibration_folds} folds of the training prompts ...")
+        P = out_of_fold_quality(build, train, uniq.prompt_id.tolist(), texts, tasks, X, catalog.names,
+                                cfg.calibration_folds)
+        qm.calibration = _platt_per_model(train, P, qm)
+        P = qm.calibrate(P, catalog.names)
+    else:
+        P = qm.predict_quality(texts, tasks, catalog.names, features=X)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})
     say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
-    P = qm.predict_quality(uniq.prompt.tolist(), tasks, catalog.names, features=X)
-    curve = fit_price_curve(P, cm.predict_cost(tokens, tasks, catalog.names, features=X), catalog.names)
+    curve = fit_price_curve(P, costs, catalog.names)
     say(f"price curve: {len(curve)} points, mean predicted quality {curve[-1][0]:.3f}-{curve[0][0]:.3f}")
     scorer = None
     if cfg.answer_scorer:
