@@ -89,16 +89,17 @@ def main(argv=None) -> int:
                    for j, m in enumerate(models)}
             for name, q in (("skewed (as sent, before)", q_skew), ("served (few-shot dropped)", q_raw),
                             ("served + calibrated", q_cal))}
-    curve = router.policy.price_curve
     rep = evaluate_routing(test, {"router (calibrated)": (q_cal, c_srv), "router (uncalibrated)": (q_raw, c_srv),
                                   "router skewed (as sent)": (q_skew, c_srv), "knn": knn, "task-table": table},
-                           price_curves={"router (calibrated)": curve})
+                           policies={"router (calibrated)": router.policy})
     best = rep["best_single_model"]
     best_q, best_c = rep["single_models"][best]["quality"], rep["single_models"][best]["cost"]
     tiers = {}
     for tier, target in router.policy.tiers.items():
         price = router.policy.price(target)
-        pick = choose(q_cal, c_srv, models, target=target) if price is None else choose(q_cal, c_srv, models, price=price)
+        pick = (choose(q_cal, c_srv, models, target=target) if price is None else
+                choose(q_cal, c_srv, models, price=price, anchor=router.policy.anchor,
+                       anchor_margin=router.policy.anchor_margin))
         r = _rows(len(pick))
         tiers[tier] = {"target": target, "price": price, "quality": round(float(test.quality[r, pick].mean()), 4),
                        "predicted": round(float(q_cal[r, pick].mean()), 4),

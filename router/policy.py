@@ -20,7 +20,10 @@ model with the best predicted quality net of cost, ``quality - lam * cost`` (tie
 higher quality, the name). Over the traffic the curve was fitted on, that is the cheapest
 assignment whose mean predicted quality meets the target (the Lagrangian of "least cost s.t.
 mean quality >= target"); per request it is "the cheapest model unless a dearer one's predicted
-gain is worth its price". Without a curve (the catalog priors, the original tables) rule 4
+gain is worth its price". With an ``anchor`` (the model best on average in training), that model's
+value is credited ``anchor_margin``: leaving it takes that much more predicted value, the
+evidence its out-of-fold predictions showed a departure needs (fitted by ``router train``).
+Without a curve (the catalog priors, the original tables) rule 4
 holds as written. Gap mode is unchanged.
 
 :func:`decide` applies the rules to one request and explains its choice; :func:`choose` applies
@@ -66,11 +69,14 @@ class PolicyConfig:
     """Tier name -> quality target, and the tier used when a request names none.
 
     ``price_curve``: optional ``(mean quality, price)`` pairs, price rising as quality falls
-    (see the module docstring); empty = targets are per-request thresholds (rule 4)."""
+    (see the module docstring); empty = targets are per-request thresholds (rule 4).
+    ``anchor``, ``anchor_margin``: the model credited in the value rule, and by how much."""
 
     tiers: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_tier: str = "balanced"
     price_curve: tuple[tuple[float, float], ...] = ()
+    anchor: str | None = None
+    anchor_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -88,6 +94,8 @@ class PolicyConfig:
         if any(b[1] <= a[1] or b[0] > a[0] for a, b in zip(curve, curve[1:])):
             raise ConfigError("price_curve prices must rise, and its qualities not rise, along the curve")
         object.__setattr__(self, "price_curve", curve)
+        if not (isinstance(self.anchor_margin, (int, float)) and 0.0 <= self.anchor_margin <= 1.0):
+            raise ConfigError(f"anchor_margin must be in [0, 1], got {self.anchor_margin!r}")
 
     def price(self, target: float) -> float | None:
         """The price a quality target maps to on :attr:`price_curve` (``None`` without one)."""
@@ -97,12 +105,15 @@ class PolicyConfig:
         out = {"tiers": dict(self.tiers), "default_tier": self.default_tier}
         if self.price_curve:
             out["price_curve"] = [list(pt) for pt in self.price_curve]
+        if self.anchor is not None:
+            out.update(anchor=self.anchor, anchor_margin=self.anchor_margin)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "PolicyConfig":
         return cls(tiers=dict(data.get("tiers", DEFAULT_TIERS)), default_tier=data.get("default_tier", "balanced"),
-                   price_curve=tuple(tuple(pt) for pt in data.get("price_curve", ())))
+                   price_curve=tuple(tuple(pt) for pt in data.get("price_curve", ())),
+                   anchor=data.get("anchor"), anchor_margin=float(data.get("anchor_margin", 0.0)))
 
 
 def price_for_target(curve: Sequence[tuple[float, float]], target: float) -> float:
@@ -211,7 +222,9 @@ def decide(
     gap_mode = constraints.max_quality_gap is not None and constraints.min_quality is None
     price = None if gap_mode else config.price(target)
     if price is not None:
-        chosen = min(by_cost, key=lambda c: (-(c.quality - price * c.cost), c.cost, -c.quality, c.model))
+        credit = {config.anchor: float(config.anchor_margin)} if config.anchor is not None else {}
+        chosen = min(by_cost, key=lambda c: (-(c.quality - price * c.cost + credit.get(c.model, 0.0)), c.cost,
+                                             -c.quality, c.model))
         rule = "best_value"
         reason = (f"best predicted quality net of cost at {price:.6g} quality per USD, the price at which "
                   f"the target {target:.3f} is met on average at the least cost")
@@ -296,6 +309,8 @@ def choose(
     price: float | np.ndarray | None = None,
     eligible: np.ndarray | None = None,
     max_cost: float | np.ndarray | None = None,
+    anchor: str | None = None,
+    anchor_margin: float = 0.0,
 ) -> np.ndarray:
     """The rules of :func:`decide` for n requests at once -> int array (n,) of column indices.
 
@@ -303,7 +318,8 @@ def choose(
     m column names (the last tie-break). Exactly one of ``target`` (a quality target, as
     ``min_quality`` or a tier's), ``gap`` (``max_quality_gap``) and ``price`` (a target already
     mapped through :attr:`PolicyConfig.price_curve`, see :meth:`PolicyConfig.price`): a scalar
-    or array (n,).
+    or array (n,). ``anchor``, ``anchor_margin``: the value rule's credit (price only; see
+    :class:`PolicyConfig`).
     ``eligible``: bool (n, m) from :func:`eligibility` (default: all); ``max_cost``: the cap,
     scalar or (n,). A request with no model eligible within the cap gets :data:`NO_MODEL`."""
     q = np.asarray(quality, dtype=float)
@@ -320,7 +336,10 @@ def choose(
     rows = np.arange(n)
     if price is not None:  # best quality net of cost; ties: lower cost, higher quality, the name
         lam = np.broadcast_to(np.asarray(price, dtype=float), (n,))[:, None]
-        by_value = np.lexsort((name_rank, -q, c, -(q - lam * c)), axis=1)
+        value = q - lam * c
+        if anchor is not None and anchor in models:
+            value[:, list(models).index(anchor)] += float(anchor_margin)
+        by_value = np.lexsort((name_rank, -q, c, -value), axis=1)
         ok_sorted = np.take_along_axis(ok, by_value, 1)
         out = by_value[rows, ok_sorted.argmax(1)] if m else np.zeros(n, int)
         return np.where(ok.any(1), out, NO_MODEL).astype(np.int64)

@@ -6,7 +6,7 @@ import pytest
 
 from router import ConfigError, PolicyConfig
 from router.policy import NO_MODEL, Candidate, Constraints, choose, decide, eligibility, price_for_target
-from router.training.fit.tiers import fit_price_curve
+from router.training.fit.tiers import fit_anchor, fit_price_curve
 from router.types import TaskPrediction
 
 TASK = TaskPrediction(task="general", confidence=1.0, source="test")
@@ -94,3 +94,33 @@ def test_fit_price_curve_traces_mean_predicted_quality():
     for target in (0.8, 0.85):
         pick = choose(q, c, ["a", "b", "c"], price=price_for_target(curve, target))
         assert q[rows, pick].mean() == pytest.approx(target, abs=0.02)
+
+
+def test_anchor_credit_in_both_forms_and_round_trip():
+    cfg = PolicyConfig(price_curve=CURVE, anchor="m1", anchor_margin=0.05)
+    assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        PolicyConfig(anchor="m1", anchor_margin=-0.1)
+    # m0 is predicted 0.03 better than the anchor m1: not evidence enough at margin 0.05
+    q, c = [0.83, 0.80], [0.001, 0.002]
+    assert decide(TASK, _cands(q, c), Constraints(min_quality=0.95), cfg).model == "m1"
+    assert decide(TASK, _cands([0.9, 0.8], c), Constraints(min_quality=0.95), cfg).model == "m0"
+    got = choose(np.array([q, [0.9, 0.8]]), np.array([c, c]), ["m0", "m1"], price=0.0, anchor="m1", anchor_margin=0.05)
+    assert got.tolist() == [1, 0]
+
+
+def test_fit_anchor_keeps_the_best_model_when_other_heads_are_noise():
+    rng = np.random.default_rng(1)
+    n = 2000
+    true = np.column_stack([rng.random(n) < 0.7, rng.random(n) < 0.85]).astype(float)  # m1 best, no signal
+    pred = np.column_stack([0.7 + rng.normal(0, 0.08, n), 0.85 + rng.normal(0, 0.03, n)])
+    cost = np.tile([0.001, 0.01], (n, 1))
+    anchor, margin = fit_anchor(pred, true, cost, ["m0", "m1"])
+    assert anchor == "m1" and margin >= 0.1  # noise alone never justifies leaving it
+    # where the cheap model's head is right (a fifth of the prompts, where the anchor fails), the
+    # fitted margin lets the router leave the anchor there
+    flag = rng.random(n) < 0.2
+    true2 = np.column_stack([np.where(flag, 1.0, rng.random(n) < 0.3), np.where(flag, 0.0, rng.random(n) < 0.95)])
+    pred2 = np.column_stack([np.where(flag, 0.99, 0.4), np.full(n, 0.8)])
+    anchor2, margin2 = fit_anchor(pred2, true2.astype(float), cost, ["m0", "m1"])
+    assert anchor2 == "m1" and margin2 < 0.19

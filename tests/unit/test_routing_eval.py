@@ -138,6 +138,7 @@ def test_train_with_outcomes_then_eval_writes_report_and_plot(tmp_path, capsys):
     curve = trained.policy.price_curve
     assert len(curve) >= 2 and curve[0][1] == 0.0 and trained.policy.price(0.0) == curve[-1][1]
     assert set(trained.quality_model.calibration) == set(RB_MODELS[:2])
+    assert trained.policy.anchor == RB_MODELS[0]  # right on every prompt of the file
     assert trained.route("solve the equation 3x + 3 = 9", tier="budget").rule == "best_value"
     for extra in ([], ["--all-rows"]):
         rep_dir = tmp_path / ("all" if extra else "held")

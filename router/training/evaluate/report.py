@@ -158,7 +158,7 @@ def run_eval(
     unservable = ~ok.any(1)
     ok[unservable] = True  # the router would refuse these; score them over every model
     report = evaluate_routing(test, predictors, pair=tuple(pair), eligible=ok,
-                              price_curves={"router": router.policy.price_curve})
+                              policies={"router": router.policy})
     report["unservable_prompts"] = int(unservable.sum())
     report["router_path"] = str(router_path)
     report["outcome_files"] = [str(p) for p in outcome_files]

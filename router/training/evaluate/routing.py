@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...policy import choose, price_for_target
+from ...policy import PolicyConfig, choose
 from .metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, upper_hull
 
 __all__ = [
@@ -124,12 +124,14 @@ def route_gap(pred_q: np.ndarray, pred_c: np.ndarray, gap: float,
 def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
                  knobs: Sequence[float] | None = None, *, models: Sequence[str] | None = None,
                  eligible: np.ndarray | None = None,
-                 price_curve: Sequence[tuple[float, float]] = ()) -> list[dict[str, float]]:
+                 policy: PolicyConfig | None = None) -> list[dict[str, float]]:
     """Realised (mean cost, mean quality) at each knob value (default: a fixed grid plus the
     quantiles of the predictions, so a router whose predictions cluster is still traced).
     ``eligible``: bool (p, m), every prompt with at least one eligible model. ``mode``: one of
-    :data:`MODES`; ``price_curve``: the router's (``PolicyConfig.price_curve``), which turns a
-    threshold-mode target into a price as the router does."""
+    :data:`MODES`; ``policy``: the router's, whose price curve turns a threshold-mode target into
+    a price and whose anchor credit the value rule adds, as the router does."""
+    price_curve = policy.price_curve if policy is not None else ()
+    credit = {"anchor": policy.anchor, "anchor_margin": policy.anchor_margin} if policy is not None else {}
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     rows = np.arange(len(true_q))
@@ -148,11 +150,12 @@ def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
     for k in knobs:
         if mode == "threshold" and price_curve:
             choice = choose(pred_q, pred_c, _names(models, pred_q.shape[1]),
-                            price=price_for_target(price_curve, float(k)), eligible=eligible)
+                            price=policy.price(float(k)), eligible=eligible, **credit)
         elif mode == "threshold":
             choice = route_threshold(pred_q, pred_c, k, models, eligible)
         elif mode == "value":
-            choice = choose(pred_q, pred_c, _names(models, pred_q.shape[1]), price=float(k), eligible=eligible)
+            choice = choose(pred_q, pred_c, _names(models, pred_q.shape[1]), price=float(k), eligible=eligible,
+                            **credit)
         else:
             choice = route_gap(pred_q, pred_c, k, models, eligible)
         out.append({"knob": float(k), "cost": float(true_c[rows, choice].mean()),
@@ -188,13 +191,13 @@ def evaluate_routing(
     pair: tuple[str, str] | None = None,
     seed: int = 0,
     eligible: np.ndarray | None = None,
-    price_curves: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    policies: Mapping[str, PolicyConfig] | None = None,
 ) -> dict[str, Any]:
     """The full report (see module docstring). ``predictors``: name -> (pred_q, pred_c), arrays
     (p, m) aligned with ``data``. ``pair``: (strong, weak) model names for APGR/CPT.
     ``eligible``: bool (p, m), the models the router may pick per prompt (context window,
-    vision; :func:`router.policy.eligibility`); default all. ``price_curves``: predictor name ->
-    its policy's price curve (threshold mode then follows the router's value rule)."""
+    vision; :func:`router.policy.eligibility`); default all. ``policies``: predictor name ->
+    its router's policy (threshold mode then follows its price curve, the value rule its anchor)."""
     tq, tc = data.quality, data.cost
     single = {m: {"cost": float(tc[:, j].mean()), "quality": float(tq[:, j].mean())}
               for j, m in enumerate(data.models)}
@@ -220,7 +223,7 @@ def evaluate_routing(
         entry: dict[str, Any] = {}
         for mode in MODES:
             curve = router_curve(pq, pc, tq, tc, mode, models=data.models, eligible=eligible,
-                                 price_curve=(price_curves or {}).get(name, ()))
+                                 policy=(policies or {}).get(name))
             pts = [(p["cost"], p["quality"]) for p in curve]
             match = cost_to_match(pts, best_q)
             entry[mode] = {

@@ -15,13 +15,38 @@ import numpy as np
 
 from ...policy import choose
 
-__all__ = ["fit_price_curve", "PRICE_GRID_POINTS"]
+__all__ = ["fit_price_curve", "fit_anchor", "PRICE_GRID_POINTS", "MARGINS"]
+
+#: Anchor margins tried by :func:`fit_anchor`.
+MARGINS = tuple(np.round(np.arange(0, 0.301, 0.01), 3))
 
 PRICE_GRID_POINTS = 60
 
 
+def fit_anchor(pred_q: np.ndarray, true_q: np.ndarray, pred_c: np.ndarray,
+               models: Sequence[str]) -> tuple[str, float]:
+    """The model best on average (highest mean true score; ``true_q`` (n, m), NaN where unknown)
+    and the margin its value is credited: of :data:`MARGINS`, the one whose routing at price 0
+    (quality first) realises the best mean true quality on these prompts (the smallest on ties).
+    ``pred_q`` must be out-of-fold predictions: in-sample ones would trust the heads too much."""
+    t = np.asarray(true_q, float)
+    full = ~np.isnan(t).any(1)
+    if not full.any():
+        raise ValueError("no prompt has every model's true score")
+    anchor = models[int(np.nanargmax(np.nanmean(t, 0)))]
+    rows = np.flatnonzero(full)
+    best, best_margin = -np.inf, 0.0
+    for margin in MARGINS:
+        pick = choose(pred_q[rows], pred_c[rows], models, price=0.0, anchor=anchor, anchor_margin=float(margin))
+        realised = float(t[rows, pick].mean())
+        if realised > best + 1e-12:
+            best, best_margin = realised, float(margin)
+    return anchor, best_margin
+
+
 def fit_price_curve(pred_q: np.ndarray, pred_c: np.ndarray, models: Sequence[str], *,
-                    eligible: np.ndarray | None = None, points: int = PRICE_GRID_POINTS) -> tuple[tuple[float, float], ...]:
+                    eligible: np.ndarray | None = None, points: int = PRICE_GRID_POINTS,
+                    anchor: str | None = None, anchor_margin: float = 0.0) -> tuple[tuple[float, float], ...]:
     """``pred_q``, ``pred_c``: predicted quality and cost, arrays (n, m), of reference prompts
     (the training prompts) -> ``(mean predicted quality, price)`` pairs, prices rising from 0,
     qualities not rising; equal-quality neighbours are merged (the lowest price kept)."""
@@ -39,7 +64,7 @@ def fit_price_curve(pred_q: np.ndarray, pred_c: np.ndarray, models: Sequence[str
     rows = np.arange(len(q))
     curve: list[tuple[float, float]] = []
     for lam in prices:
-        pick = choose(q, c, models, price=float(lam), eligible=eligible)
+        pick = choose(q, c, models, price=float(lam), eligible=eligible, anchor=anchor, anchor_margin=anchor_margin)
         mean_q = round(float(q[rows, pick].mean()), 6)
         if curve and mean_q >= curve[-1][0]:
             continue  # no quality lost for this price: keep the cheaper price's point only

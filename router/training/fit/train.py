@@ -24,7 +24,7 @@ from ...text.request import parse_request
 from ..data.outcomes import read_outcomes
 from .quality import build_cost_model, build_quality_model
 from .calibrate import fit_platt, out_of_fold_quality
-from .tiers import fit_price_curve
+from .tiers import fit_anchor, fit_price_curve
 from ..evaluate.routing import split_outcomes
 
 __all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
@@ -121,14 +121,20 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})
     say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
-    curve = fit_price_curve(P, costs, catalog.names)
+    anchor, margin = None, 0.0
+    if cfg.calibration_folds > 1:  # the margin needs out-of-fold predictions
+        true_q = (train.pivot_table(index="prompt_index", columns="model", values="score", aggfunc="mean")
+                  .reindex(index=range(len(uniq)), columns=list(catalog.names)).to_numpy(float))
+        anchor, margin = fit_anchor(P, true_q, costs, catalog.names)
+        say(f"anchor {anchor}: leaving it takes {margin:.2f} more predicted value")
+    curve = fit_price_curve(P, costs, catalog.names, anchor=anchor, anchor_margin=margin)
     say(f"price curve: {len(curve)} points, mean predicted quality {curve[-1][0]:.3f}-{curve[0][0]:.3f}")
     scorer = None
     if cfg.answer_scorer:
         from .scorer import fit_scorer_on_outcomes
 
         scorer = fit_scorer_on_outcomes(train, P, catalog.names, progress=say)
-    return qm, cm, len(train), scorer, curve
+    return qm, cm, len(train), scorer, PolicyConfig(price_curve=curve, anchor=anchor, anchor_margin=margin)
 
 
 def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult:
@@ -157,8 +163,8 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     policy = None
     if cfg.outcomes:
         t = time.perf_counter()
-        quality_model, cost_model, outcome_rows, answer_scorer, curve = _fit_outcome_models(cfg, catalog, clf, body, say)
-        policy = PolicyConfig(price_curve=curve) if cfg.price_curve else None
+        quality_model, cost_model, outcome_rows, answer_scorer, fitted = _fit_outcome_models(cfg, catalog, clf, body, say)
+        policy = fitted if cfg.price_curve else None
         t_fit += time.perf_counter() - t
     router = Router(catalog, classifier=clf, quality_model=quality_model, cost_model=cost_model,
                     context_turns=cfg.context_turns, answer_scorer=answer_scorer, policy=policy)
