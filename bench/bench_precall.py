@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _rows(n):
