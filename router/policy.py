@@ -13,6 +13,19 @@ cost plus the request's constraints, pick a model:
    then the model name). If none meets it, the best predicted quality within the cap wins
    (ties: lower cost, then the name), and the decision says so.
 
+A trained router's policy may carry a **price curve** (``PolicyConfig.price_curve``, fitted on
+the training prompts): then a target (tier or ``min_quality``) is met *on average, at the least
+cost*: the target maps to a price ``lam`` (quality points per USD) and each request takes the
+model with the best predicted quality net of cost, ``quality - lam * cost`` (ties: lower cost,
+higher quality, the name). Over the traffic the curve was fitted on, that is the cheapest
+assignment whose mean predicted quality meets the target (the Lagrangian of "least cost s.t.
+mean quality >= target"); per request it is "the cheapest model unless a dearer one's predicted
+gain is worth its price". With an ``anchor`` (the model best on average in training), that model's
+value is credited ``anchor_margin``: leaving it takes that much more predicted value, the
+evidence its out-of-fold predictions showed a departure needs (fitted by ``router train``).
+Without a curve (the catalog priors, the original tables) rule 4
+holds as written. Gap mode is unchanged.
+
 :func:`decide` applies the rules to one request and explains its choice; :func:`choose` applies
 the same rules to a whole matrix of requests x models at once (the evaluation's form), with
 :func:`eligibility` for step 1. A test holds the two equal on random inputs.
@@ -39,6 +52,7 @@ __all__ = [
     "eligibility",
     "choose",
     "NO_MODEL",
+    "price_for_target",
 ]
 
 #: :func:`choose`'s answer for a request no model may serve (:func:`decide` raises instead).
@@ -52,10 +66,17 @@ DEFAULT_TIERS: Mapping[str, float] = {"budget": 0.70, "balanced": 0.80, "quality
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Tier name -> quality target, and the tier used when a request names none."""
+    """Tier name -> quality target, and the tier used when a request names none.
+
+    ``price_curve``: optional ``(mean quality, price)`` pairs, price rising as quality falls
+    (see the module docstring); empty = targets are per-request thresholds (rule 4).
+    ``anchor``, ``anchor_margin``: the model credited in the value rule, and by how much."""
 
     tiers: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_tier: str = "balanced"
+    price_curve: tuple[tuple[float, float], ...] = ()
+    anchor: str | None = None
+    anchor_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -67,13 +88,43 @@ class PolicyConfig:
             raise ConfigError(
                 f"default tier {self.default_tier!r} is not one of {sorted(self.tiers)}"
             )
+        curve = tuple((float(q), float(p)) for q, p in self.price_curve)
+        if any(not (0.0 <= q <= 1.0 and p >= 0.0 and math.isfinite(p)) for q, p in curve):
+            raise ConfigError("price_curve needs (quality in [0, 1], finite price >= 0) pairs")
+        if any(b[1] <= a[1] or b[0] > a[0] for a, b in zip(curve, curve[1:])):
+            raise ConfigError("price_curve prices must rise, and its qualities not rise, along the curve")
+        object.__setattr__(self, "price_curve", curve)
+        if not (isinstance(self.anchor_margin, (int, float)) and 0.0 <= self.anchor_margin <= 1.0):
+            raise ConfigError(f"anchor_margin must be in [0, 1], got {self.anchor_margin!r}")
+
+    def price(self, target: float) -> float | None:
+        """The price a quality target maps to on :attr:`price_curve` (``None`` without one)."""
+        return price_for_target(self.price_curve, target) if self.price_curve else None
 
     def to_dict(self) -> dict:
-        return {"tiers": dict(self.tiers), "default_tier": self.default_tier}
+        out = {"tiers": dict(self.tiers), "default_tier": self.default_tier}
+        if self.price_curve:
+            out["price_curve"] = [list(pt) for pt in self.price_curve]
+        if self.anchor is not None:
+            out.update(anchor=self.anchor, anchor_margin=self.anchor_margin)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "PolicyConfig":
-        return cls(tiers=dict(data.get("tiers", DEFAULT_TIERS)), default_tier=data.get("default_tier", "balanced"))
+        return cls(tiers=dict(data.get("tiers", DEFAULT_TIERS)), default_tier=data.get("default_tier", "balanced"),
+                   price_curve=tuple(tuple(pt) for pt in data.get("price_curve", ())),
+                   anchor=data.get("anchor"), anchor_margin=float(data.get("anchor_margin", 0.0)))
+
+
+def price_for_target(curve: Sequence[tuple[float, float]], target: float) -> float:
+    """``curve``: (mean quality, price) pairs, price rising -> the price for ``target``: linear
+    between the points, 0 (quality first) above the curve's best quality, its highest price
+    below its lowest quality."""
+    qs = np.array([q for q, _ in curve], dtype=float)[::-1]  # rising
+    ps = np.array([p for _, p in curve], dtype=float)[::-1]
+    if target >= qs[-1]:
+        return 0.0
+    return float(np.interp(target, qs, ps))
 
 
 @dataclass(frozen=True)
@@ -174,25 +225,17 @@ def decide(
                 f"no eligible model fits the cost cap {_usd(constraints.max_cost)}", excluded
             )
     by_cost = sorted(within_cap, key=lambda c: (c.cost, -c.quality, c.model))
-    if constraints.max_quality_gap is not None and constraints.min_quality is None:
-        best_q = max(c.quality for c in by_cost)
-        target = best_q - float(constraints.max_quality_gap)
-        meet_rule = "cheapest_within_gap"
-        meet_reason = f"cheapest model within {constraints.max_quality_gap:g} of the best predicted quality {best_q:.3f}"
+    gap_mode = constraints.max_quality_gap is not None and constraints.min_quality is None
+    price = None if gap_mode else config.price(target)
+    if price is not None:
+        credit = {config.anchor: float(config.anchor_margin)} if config.anchor is not None else {}
+        chosen = min(by_cost, key=lambda c: (-(c.quality - price * c.cost + credit.get(c.model, 0.0)), c.cost,
+                                             -c.quality, c.model))
+        rule = "best_value"
+        reason = (f"best predicted quality net of cost at {price:.6g} quality per USD, the price at which "
+                  f"the target {target:.3f} is met on average at the least cost")
     else:
-        meet_rule = "cheapest_meeting_target"
-        meet_reason = f"cheapest model with predicted quality >= {target:.3f}"
-    meeting = [c for c in by_cost if c.quality >= target - _EPS]
-    if meeting:
-        chosen, rule, reason = meeting[0], meet_rule, meet_reason
-    else:
-        chosen = max(by_cost, key=lambda c: (c.quality, -c.cost))
-        rule = "best_within_cap"
-        reason = (
-            f"no model reached the target {target:.3f}"
-            + (f" within the cost cap {_usd(constraints.max_cost)}" if constraints.max_cost is not None else "")
-            + f"; took the best predicted quality {chosen.quality:.3f}"
-        )
+        chosen, rule, reason, target = _threshold_choice(by_cost, target, constraints, gap_mode)
     if constraints.max_tokens and constraints.max_tokens > chosen.max_output_tokens:
         reason += (f"; max_tokens {constraints.max_tokens} is capped at the model's {chosen.max_output_tokens} "
                    "output tokens")
@@ -213,6 +256,29 @@ def decide(
         excluded=excluded,
         prompt_tokens=int(constraints.prompt_tokens),
     )
+
+
+def _threshold_choice(by_cost: list[Candidate], target: float, constraints: Constraints,
+                      gap_mode: bool) -> tuple[Candidate, str, str, float]:
+    """Rules 3-4 on the survivors sorted by (cost, -quality, name) -> (chosen, rule, reason, target)."""
+    if gap_mode:
+        best_q = max(c.quality for c in by_cost)
+        target = best_q - float(constraints.max_quality_gap)
+        meet_rule = "cheapest_within_gap"
+        meet_reason = f"cheapest model within {constraints.max_quality_gap:g} of the best predicted quality {best_q:.3f}"
+    else:
+        meet_rule = "cheapest_meeting_target"
+        meet_reason = f"cheapest model with predicted quality >= {target:.3f}"
+    meeting = [c for c in by_cost if c.quality >= target - _EPS]
+    if meeting:
+        return meeting[0], meet_rule, meet_reason, target
+    chosen = max(by_cost, key=lambda c: (c.quality, -c.cost))
+    reason = (
+        f"no model reached the target {target:.3f}"
+        + (f" within the cost cap {_usd(constraints.max_cost)}" if constraints.max_cost is not None else "")
+        + f"; took the best predicted quality {chosen.quality:.3f}"
+    )
+    return chosen, "best_within_cap", reason, target
 
 
 def eligibility(
@@ -249,33 +315,48 @@ def choose(
     *,
     target: float | np.ndarray | None = None,
     gap: float | np.ndarray | None = None,
+    price: float | np.ndarray | None = None,
     eligible: np.ndarray | None = None,
     max_cost: float | np.ndarray | None = None,
+    anchor: str | None = None,
+    anchor_margin: float = 0.0,
 ) -> np.ndarray:
     """The rules of :func:`decide` for n requests at once -> int array (n,) of column indices.
 
     ``quality``, ``cost``: arrays (n, m) of predicted quality and expected cost; ``models``: the
     m column names (the last tie-break). Exactly one of ``target`` (a quality target, as
-    ``min_quality`` or a tier's) and ``gap`` (``max_quality_gap``): a scalar or array (n,).
+    ``min_quality`` or a tier's), ``gap`` (``max_quality_gap``) and ``price`` (a target already
+    mapped through :attr:`PolicyConfig.price_curve`, see :meth:`PolicyConfig.price`): a scalar
+    or array (n,). ``anchor``, ``anchor_margin``: the value rule's credit (price only; see
+    :class:`PolicyConfig`).
     ``eligible``: bool (n, m) from :func:`eligibility` (default: all); ``max_cost``: the cap,
     scalar or (n,). A request with no model eligible within the cap gets :data:`NO_MODEL`."""
     q = np.asarray(quality, dtype=float)
     c = np.asarray(cost, dtype=float)
     if q.ndim != 2 or q.shape != c.shape or q.shape[1] != len(models):
         raise ValueError(f"quality {q.shape} and cost {c.shape} must be (n, {len(models)})")
-    if (target is None) == (gap is None):
-        raise ValueError("give exactly one of target and gap")
+    if sum(x is not None for x in (target, gap, price)) != 1:
+        raise ValueError("give exactly one of target, gap and price")
     n, m = q.shape
     ok = np.ones((n, m), bool) if eligible is None else np.asarray(eligible, bool).copy()
     if max_cost is not None:
         ok &= c <= np.broadcast_to(np.asarray(max_cost, dtype=float), (n,))[:, None]
+    name_rank = np.broadcast_to(np.argsort(np.argsort(np.asarray(models, dtype=object))), (n, m))
+    rows = np.arange(n)
+    if price is not None:  # best quality net of cost; ties: lower cost, higher quality, the name
+        lam = np.broadcast_to(np.asarray(price, dtype=float), (n,))[:, None]
+        value = q - lam * c
+        if anchor is not None and anchor in models:
+            value[:, list(models).index(anchor)] += float(anchor_margin)
+        by_value = np.lexsort((name_rank, -q, c, -value), axis=1)
+        ok_sorted = np.take_along_axis(ok, by_value, 1)
+        out = by_value[rows, ok_sorted.argmax(1)] if m else np.zeros(n, int)
+        return np.where(ok.any(1), out, NO_MODEL).astype(np.int64)
     if gap is not None:
         best = np.where(ok, q, -np.inf).max(1) if m else np.full(n, -np.inf)
         goal = best - np.broadcast_to(np.asarray(gap, dtype=float), (n,))
     else:
         goal = np.broadcast_to(np.asarray(target, dtype=float), (n,))
-    name_rank = np.broadcast_to(np.argsort(np.argsort(np.asarray(models, dtype=object))), (n, m))
-    rows = np.arange(n)
     # cheapest meeting the target: order by (cost, -quality, name); np.lexsort's last key is primary
     by_cost = np.lexsort((name_rank, -q, c), axis=1)
     meets = ok & (q >= goal[:, None] - _EPS)

@@ -17,6 +17,7 @@ from .policy import Candidate, Constraints, PolicyConfig, decide, resolve_target
 from .predictors.priors import CatalogCostModel, CostModel, PriorQualityModel, QualityModel
 from .tasks.base import TaskClassifier
 from .tasks.taxonomy import RegexTaskClassifier
+from .text.fewshot import strip_few_shot
 from .text.request import ParsedRequest, Prompt, parse_request
 from .text.views import CONTEXT_MARK
 from .types import QualityEstimate, RoutingDecision, TaskPrediction
@@ -102,16 +103,19 @@ class Router:
         """The last user turn, followed by up to ``context_turns`` earlier turns (newest first,
         each cut to 300 characters) and the system prompt. The current turn comes first so
         it survives the embedder's truncation; the context lets "now make it faster" after a
-        coding turn stay ``code``. :data:`~router.text.views.CONTEXT_MARK` separates the two."""
+        coding turn stay ``code``. :data:`~router.text.views.CONTEXT_MARK` separates the two.
+        Few-shot examples before the question are dropped (:mod:`router.text.fewshot`); training
+        embeds this same text."""
+        text = strip_few_shot(req.text)
         if self.context_turns <= 0 or not req.context:
-            return req.text
+            return text
         system = [t for role, t in req.context if role in ("system", "developer") and t.strip()]
         turns = [t for role, t in req.context if role in ("user", "assistant") and t.strip()]
         picked = list(reversed(turns[-self.context_turns:])) + system[:1]
         if not picked:
-            return req.text
+            return text
         # the mark tells text views where the request's own text ends (embedders drop it)
-        return req.text + CONTEXT_MARK + "\n\n" + "\n\n".join(t[:300] for t in picked)
+        return text + CONTEXT_MARK + "\n\n" + "\n\n".join(t[:300] for t in picked)
 
     def classifier_text(self, prompt: Prompt) -> str:
         """Exactly the text the task classifier reads for ``prompt`` (the last user turn and the

@@ -62,8 +62,10 @@ class RoutingDecision:
     """The outcome of routing one request.
 
     ``rule`` is ``"cheapest_meeting_target"`` when a model met the quality target within the cost
-    cap, ``"best_within_cap"`` when none did and the best predicted quality that fits was taken, or
-    ``"explicit"`` when the caller named the model. ``candidates`` are the models that passed the
+    cap, ``"best_within_cap"`` when none did and the best predicted quality that fits was taken,
+    ``"cheapest_within_gap"`` in gap mode, ``"best_value"`` when a trained policy's price curve
+    turned the target into a price (:mod:`router.policy`), or ``"explicit"`` when the caller
+    named the model. ``candidates`` are the models that passed the
     capability, context and exclusion filters, cheapest first; ``excluded`` maps the others to why.
     """
 

@@ -149,7 +149,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"oracle {report['oracle']}  random {report['random']}")
     print(f"mix of single models: AIQ {report['mix_single_models_aiq']:.4f}")
     for name, r in report["routers"].items():
-        line = (f"{name:<12} AIQ {r['aiq']:.4f} (threshold {r['threshold']['aiq']:.4f}, gap {r['gap']['aiq']:.4f})"
+        line = (f"{name:<12} AIQ {r['aiq']:.4f} (threshold {r['threshold']['aiq']:.4f}, gap {r['gap']['aiq']:.4f}, "
+                f"value {r['value']['aiq']:.4f}); max quality {r['max_quality']:.4f}"
                 f"  matches best at {_pct(r['cost_to_match_best_ratio'])} of its cost")
         if "pair" in r:
             pr = r["pair"]

@@ -6,6 +6,12 @@ P(good | z) where z = [embedding, prompt features, task posterior, complexity] (
 weight k / (n + k), n = the model's training outcomes, so a model with little data, or a new
 catalog model with none, gets a sensible prior.
 
+Calibration (optional, fitted by ``router train`` on out-of-fold predictions of the training
+prompts): per model, Platt scaling of the shrunk prediction, ``sigmoid(a * logit(q) + b)``. A
+head whose per-prompt deviations the held-out folds do not bear out (a < 1) is pulled toward its
+mean, so a target means what it says and the best-on-average model is left only where the
+evidence, after that shrinkage, says another is better.
+
 Cost: for each model with observed costs, a regressor predicts log(cost) from
 [log prompt tokens, task posterior, prompt features]; other models use catalog prices.
 """
@@ -13,6 +19,7 @@ Cost: for each model with observed costs, a regressor predicts log(cost) from
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,19 +96,22 @@ class LearnedQualityModel:
     ``heads``: model -> fitted classifier with ``predict_proba`` (class 1 = good answer).
     ``counts``: model -> number of training outcomes. ``shrinkage``: the k above.
     ``text_views``: how many view embeddings the classifier's features carry (dropped here).
+    ``calibration``: model -> (a, b) of the Platt scaling above (absent: none).
     """
 
     kind = "learned"
     needs_features = True
 
     def __init__(self, catalog: ModelCatalog, heads: Mapping[str, Any], counts: Mapping[str, int],
-                 shrinkage: float = 50.0, metadata: dict[str, Any] | None = None, text_views: int = 0):
+                 shrinkage: float = 50.0, metadata: dict[str, Any] | None = None, text_views: int = 0,
+                 calibration: Mapping[str, Sequence[float]] | None = None):
         self.catalog = catalog
         self.heads = dict(heads)
         self.counts = dict(counts)
         self.shrinkage = shrinkage
         self.metadata = dict(metadata or {})
         self.text_views = int(text_views)
+        self.calibration = {m: (float(a), float(b)) for m, (a, b) in (calibration or {}).items()}
         self._prior = PriorQualityModel(catalog)
 
     def predict_quality(self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str],
@@ -120,6 +130,17 @@ class LearnedQualityModel:
             n = self.counts.get(m, 0)
             w = n / (n + self.shrinkage)
             out[:, j] = w * p + (1 - w) * prior[:, j]
+        return self.calibrate(out, models)
+
+    def calibrate(self, quality: np.ndarray, models: Sequence[str]) -> np.ndarray:
+        """Apply the per-model Platt scaling to (n, len(models)) predictions (columns of models
+        without one unchanged)."""
+        out = np.array(quality, dtype=float, copy=True)
+        for j, m in enumerate(models):
+            if m in self.calibration:
+                a, b = self.calibration[m]
+                z = np.log(np.clip(out[:, j], 1e-4, 1 - 1e-4) / (1 - np.clip(out[:, j], 1e-4, 1 - 1e-4)))
+                out[:, j] = 1.0 / (1.0 + np.exp(-(a * z + b)))
         return out
 
     def save_state(self, folder: Path) -> dict[str, Any]:
@@ -127,6 +148,8 @@ class LearnedQualityModel:
         files = {m: dump_pickle(h, folder / f"quality_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "counts": self.counts, "shrinkage": self.shrinkage,
                "text_views": self.text_views, "metadata": self.metadata}
+        if self.calibration:
+            cfg["calibration"] = {m: list(ab) for m, ab in self.calibration.items()}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         return cfg
 
@@ -193,7 +216,12 @@ def load_quality_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatal
     views = count(field(cfg, "text_views", int, where, 0), f"{where}: 'text_views'")
     metadata = mapping(cfg, "metadata", where, {})
     heads = _heads(cfg, catalog, folder, where, "classifier")
-    return LearnedQualityModel(catalog, heads, counts, shrinkage, metadata, views)
+    calibration = mapping(cfg, "calibration", where, {})
+    for m, ab in calibration.items():
+        if (not isinstance(ab, (list, tuple)) or len(ab) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in ab)):
+            raise ArtifactError(f"{where}: calibration[{m!r}] must be a pair of finite numbers, got {ab!r}")
+    return LearnedQualityModel(catalog, heads, counts, shrinkage, metadata, views, calibration)
 
 
 def load_cost_model(cfg: Mapping[str, Any], folder: Path, catalog: ModelCatalog) -> LearnedCostModel:

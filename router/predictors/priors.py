@@ -21,6 +21,7 @@ __all__ = [
     "PriorQualityModel",
     "CatalogCostModel",
     "DEFAULT_OUTPUT_TOKENS",
+    "weighted_median",
 ]
 
 #: Expected completion length (tokens) by task; ``None`` = proportional to the prompt.
@@ -68,9 +69,28 @@ def _prior_matrix(catalog: ModelCatalog, models: Sequence[str]) -> np.ndarray:
     return np.array([[catalog[m].prior(t) for m in models] for t in TASK_TYPES], dtype=float)
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Column-wise weighted median: ``values`` (k, m), ``weights`` (k,) summing to 1 -> (m,):
+    per column, the highest value v such that values >= v hold at least half the weight."""
+    order = np.argsort(-values, axis=0, kind="stable")
+    v = np.take_along_axis(values, order, 0)
+    cum = np.cumsum(weights[order], axis=0)
+    first = (cum >= 0.5 - 1e-12).argmax(0)
+    return v[first, np.arange(values.shape[1])]
+
+
 class PriorQualityModel:
-    """Quality = the catalog prior of the predicted task (or the posterior-weighted mean of the
-    priors when the task prediction carries probabilities)."""
+    """Quality = the catalog prior of the predicted task; with a task posterior (a learned
+    classifier's probabilities), the quality a model reaches on at least half of the posterior
+    mass: the posterior-weighted **median** of its per-task priors.
+
+    The rule for uncertain task predictions: a confident prediction (one task >= 0.5) reads that
+    task's priors exactly, as the original tables do; an uncertain one credits each model with
+    what it achieves on the tasks the prompt most likely is. A posterior *mean* would pull every
+    model whose priors peak on different tasks under a tier's target ("What's a good name for a
+    golden retriever puppy?" at 0.43 creative: every model just under 0.88, so the quality tier
+    fell back to the dearest all-rounder); the median does not. ``tests/unit/test_uncertain_tasks.py``.
+    """
 
     kind = "prior"
 
@@ -89,7 +109,7 @@ class PriorQualityModel:
                 w = np.zeros(len(TASK_TYPES))
                 for t, p in tp.probabilities.items():
                     w[index[t]] = p
-                out[i] = w @ priors / max(w.sum(), 1e-12)
+                out[i] = weighted_median(priors, w / max(w.sum(), 1e-12))
             else:
                 out[i] = priors[index[tp.task]]
         return out

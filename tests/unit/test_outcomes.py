@@ -14,14 +14,18 @@ def rb_row(i, prompt, a, b, ca="0.001", cb="0.0001"):
     return f'{i},s{i},"{prompt}",arc,{a},{b},"ra","rb",{ca},{cb},model-a\n'
 
 
-def test_routerbench_long_form_strips_few_shot_and_skips_missing(tmp_path):
+def test_routerbench_long_form_keeps_prompts_as_sent_and_skips_missing(tmp_path):
     p = tmp_path / "rb.csv"
     few = "['Q1?\\nA) x\\nB) y\\nAnswer:\\nA\\n\\nReal question?\\nA) p\\nB) q\\nAnswer:']"
     p.write_text(RB_HEADER + rb_row(0, few, "1.0", "0.0") + rb_row(1, "['Write code']", "", "1.0", ca=""))
     df = read_routerbench(p)
     assert len(df) == 3  # the missing model-a score of row 1 is skipped
     first = df[df.prompt_id == "s0"].iloc[0]
-    assert first.prompt.startswith("Real question?") and "Q1" not in first.prompt
+    assert first.prompt.startswith("Q1?") and first.prompt.endswith("Real question?\nA) p\nB) q\nAnswer:")
+    stripped = read_routerbench(p, few_shot="strip")
+    assert stripped[stripped.prompt_id == "s0"].prompt.iloc[0].startswith("Real question?")
+    with pytest.raises(ValueError, match="few_shot"):
+        read_routerbench(p, few_shot="drop")
     assert df[(df.prompt_id == "s0") & (df.model == "model-a")].cost.item() == pytest.approx(0.001)
     assert set(df.source) == {"arc"}
 

@@ -130,6 +130,16 @@ def test_train_with_outcomes_then_eval_writes_report_and_plot(tmp_path, capsys):
                  "--embedder", "hashing", "--cache", "", "--catalog", str(_catalog(tmp_path / "cat.json")),
                  "--outcomes", str(csv), "--no-track", "--json"]) == 0
     capsys.readouterr()
+    from router import Router
+
+    trained = Router.load(out)
+    # router train fits the price curve (targets met on average at least cost) and calibrates
+    # the heads out of fold
+    curve = trained.policy.price_curve
+    assert len(curve) >= 2 and curve[0][1] == 0.0 and trained.policy.price(0.0) == curve[-1][1]
+    assert set(trained.quality_model.calibration) == set(RB_MODELS[:2])
+    assert trained.policy.anchor == RB_MODELS[0]  # right on every prompt of the file
+    assert trained.route("solve the equation 3x + 3 = 9", tier="budget").rule == "best_value"
     for extra in ([], ["--all-rows"]):
         rep_dir = tmp_path / ("all" if extra else "held")
         assert main(["eval", "--router", str(out), "--outcomes", str(csv), "--out", str(rep_dir),
@@ -144,6 +154,7 @@ def test_train_with_outcomes_then_eval_writes_report_and_plot(tmp_path, capsys):
         assert rep["models"] == list(RB_MODELS)  # the model outside the catalog is left out
         assert rep["prompts"] == 80 if extra else 0 < rep["prompts"] < 80
         router = rep["routers"]["router"]
+        assert set(router) >= {"threshold", "gap", "value", "max_quality"}
         # the learned router separates maths (GPT-4 only) from greetings (either): it matches
         # GPT-4's quality well below GPT-4's cost
         assert router["cost_to_match_best_ratio"] is not None and router["cost_to_match_best_ratio"] < 0.8

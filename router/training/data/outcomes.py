@@ -7,8 +7,9 @@ when unknown), ``source`` (benchmark / collection name).
 Formats:
 * RouterBench wide CSV: ``sample_id, prompt, eval_name``, a score column per model,
   ``<model>|total_cost``, ``<model>|model_response`` (kept as ``answer``; a Python list literal
-  like the prompt). ``prompt`` is a Python list literal whose few-shot examples come first; they
-  are stripped to the final question.
+  like the prompt). ``prompt`` is a Python list literal whose few-shot examples come first; it is
+  kept as sent (the router strips the examples from what it reads, in training and serving
+  alike: :mod:`router.text.fewshot`).
 * RouteLLM per-model CSV: ``prompt, <model>, <model>`` with True/False.
 * JSONL: one object a line with the long-form keys (``prompt_id``, ``prompt``, ``model``,
   ``score`` required; ``cost``, ``prompt_tokens``, ``completion_tokens``, ``source``, ``answer``
@@ -20,7 +21,6 @@ from __future__ import annotations
 import ast
 import csv
 import math
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DataError
+from ...text.fewshot import strip_few_shot
 
 from .jsonl import iter_objects
 
@@ -49,13 +50,6 @@ DEFAULT_ALIASES: Mapping[str, str] = {
     "mistralai/Mixtral-8x7B-Instruct-v0.1": "mistralai/mixtral-8x7b-chat",
 }
 _RB_REQUIRED = ("sample_id", "prompt", "eval_name")
-_FEW_SHOT_SPLIT = re.compile(r"Answer:\s*\n?\s*[A-E]\s*\n\n")
-
-
-def strip_few_shot(text: str) -> str:
-    """Drop few-shot examples ("...Answer:\\nB\\n\\n") that precede the real question."""
-    parts = _FEW_SHOT_SPLIT.split(text)
-    return parts[-1].strip() if len(parts) > 1 and parts[-1].strip() else text
 
 
 def _answer_from_literal(raw: str | None) -> str | None:
@@ -74,7 +68,7 @@ def _answer_from_literal(raw: str | None) -> str | None:
     return raw
 
 
-def _prompt_from_literal(raw: str, path: Path, line: int) -> str:
+def _prompt_from_literal(raw: str, path: Path, line: int, few_shot: str = "keep") -> str:
     raw = raw.strip()
     if raw.startswith("["):
         try:
@@ -86,7 +80,7 @@ def _prompt_from_literal(raw: str, path: Path, line: int) -> str:
         raw = "\n\n".join(value)
     if not raw.strip():
         raise DataError("empty prompt", path=str(path), line=line)
-    return strip_few_shot(raw)
+    return strip_few_shot(raw) if few_shot == "strip" else raw
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
@@ -139,15 +133,20 @@ def open_routerbench_csv(path: Path):
     return _open_csv(path, _RB_REQUIRED, (*_RB_REQUIRED, "oracle_model_to_route_to"))
 
 
-def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> pd.DataFrame:
-    """One RouterBench wide CSV -> long form. Cells without a score are skipped."""
+def read_routerbench(path: str | Path, aliases: Mapping[str, str] = DEFAULT_ALIASES, *,
+                     few_shot: str = "keep") -> pd.DataFrame:
+    """One RouterBench wide CSV -> long form. Cells without a score are skipped. ``few_shot``:
+    ``"keep"`` (the prompt as sent to the models; the router strips the examples itself, see
+    :mod:`router.text.fewshot`) or ``"strip"`` (the final question only, the old reading)."""
+    if few_shot not in ("keep", "strip"):
+        raise ValueError(f"few_shot must be 'keep' or 'strip', got {few_shot!r}")
     path = Path(path)
     f, reader, models = open_routerbench_csv(path)
     rows = []
     with f:
         for rec in reader:
             line = reader.line_num
-            prompt = _prompt_from_literal(rec.get("prompt") or "", path, line)
+            prompt = _prompt_from_literal(rec.get("prompt") or "", path, line, few_shot)
             pid = (rec.get("sample_id") or "").strip()
             if not pid:
                 raise DataError("missing sample_id", path=str(path), line=line)

@@ -125,14 +125,17 @@ def run_eval(
     predictors = {"router": (est.quality[:, cols], est.cost[:, cols])}
     if isinstance(router.classifier, LearnedTaskClassifier):
         body = with_cache(router.classifier.embedder, cache)
-        Xte = featurize_with_progress(body, test.prompts, say, f"embedding {len(test.prompts)} prompts for the baselines")
+        # the baselines read what the router reads (few-shot examples dropped)
+        te_text = [router.classifier_text(p) for p in test.prompts]
+        Xte = featurize_with_progress(body, te_text, say, f"embedding {len(test.prompts)} prompts for the baselines")
         te_tasks = [t.task for t in est.tasks]
         if trainm is None:  # same rows: fit each fold's baselines on the other folds
             predictors.update(_cross_fitted_baselines(test, Xte, te_tasks))
         else:
-            Xtr = featurize_with_progress(body, trainm.prompts, say,
+            tr_text = [router.classifier_text(p) for p in trainm.prompts]
+            Xtr = featurize_with_progress(body, tr_text, say,
                                           f"embedding {len(trainm.prompts)} training prompts for the baselines")
-            tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, trainm.prompts)]
+            tr_tasks = [p.task for p in router.classifier.predict_features(Xtr, tr_text)]
             predictors["knn"] = knn_predictor(Xtr, trainm, Xte, k=25)
             predictors["task-table"] = table_predictor(tr_tasks, trainm, te_tasks)
     for name in ("knn", "task-table"):
@@ -154,7 +157,8 @@ def run_eval(
                      vision=np.array([s.vision for s in specs]))
     unservable = ~ok.any(1)
     ok[unservable] = True  # the router would refuse these; score them over every model
-    report = evaluate_routing(test, predictors, pair=tuple(pair), eligible=ok)
+    report = evaluate_routing(test, predictors, pair=tuple(pair), eligible=ok,
+                              policies={"router": router.policy})
     report["unservable_prompts"] = int(unservable.sum())
     report["router_path"] = str(router_path)
     report["outcome_files"] = [str(p) for p in outcome_files]

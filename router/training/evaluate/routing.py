@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...policy import choose
+from ...policy import PolicyConfig, choose
 from .metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, upper_hull
 
 __all__ = [
@@ -37,10 +37,26 @@ __all__ = [
     "plot_cost_quality",
     "THRESHOLDS",
     "GAPS",
+    "MODES",
+    "value_prices",
 ]
 
 THRESHOLDS = tuple(np.round(np.linspace(0, 1, 41), 3))
 GAPS = tuple(np.round(np.linspace(0, 0.6, 31), 3))
+#: Knob modes of a curve: a quality target (``min_quality`` / tiers: the router's own rule, a
+#: per-request threshold or, with a price curve, the value rule at the target's price), a gap
+#: (``max_quality_gap``), and a sweep of the value rule's price (the frontier it traces).
+MODES = ("threshold", "gap", "value")
+
+
+def value_prices(pred_q: np.ndarray, pred_c: np.ndarray, points: int = 80) -> np.ndarray:
+    """Prices (quality points per USD) from 0 to where the cheapest model always wins."""
+    spread = float(np.ptp(pred_q, axis=1).max()) if pred_q.size else 0.0
+    pos = pred_c[pred_c > 0]
+    if spread <= 0 or pos.size == 0:
+        return np.array([0.0])
+    return np.concatenate([[0.0], np.geomspace(1e-3 * spread / pos.max(), 10 * spread / np.quantile(pos, 0.01),
+                                               points - 1)])
 
 
 def id_bucket(prompt_id: str, buckets: int) -> int:
@@ -107,10 +123,17 @@ def route_gap(pred_q: np.ndarray, pred_c: np.ndarray, gap: float,
 
 def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
                  knobs: Sequence[float] | None = None, *, models: Sequence[str] | None = None,
-                 eligible: np.ndarray | None = None) -> list[dict[str, float]]:
+                 eligible: np.ndarray | None = None,
+                 policy: PolicyConfig | None = None) -> list[dict[str, float]]:
     """Realised (mean cost, mean quality) at each knob value (default: a fixed grid plus the
     quantiles of the predictions, so a router whose predictions cluster is still traced).
-    ``eligible``: bool (p, m), every prompt with at least one eligible model."""
+    ``eligible``: bool (p, m), every prompt with at least one eligible model. ``mode``: one of
+    :data:`MODES`; ``policy``: the router's, whose price curve turns a threshold-mode target into
+    a price and whose anchor credit the value rule adds, as the router does."""
+    price_curve = policy.price_curve if policy is not None else ()
+    credit = {"anchor": policy.anchor, "anchor_margin": policy.anchor_margin} if policy is not None else {}
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     rows = np.arange(len(true_q))
     if eligible is not None and not np.asarray(eligible, bool).any(1).all():
         raise ValueError("every prompt needs at least one eligible model")
@@ -118,11 +141,21 @@ def router_curve(pred_q, pred_c, true_q, true_c, mode: str = "threshold",
     if knobs is None:  # a fixed grid plus the predictions' own quantiles, so every regime is traced
         if mode == "threshold":
             knobs = np.union1d(THRESHOLDS, np.quantile(pred_q, np.linspace(0, 1, 101)))
+            if price_curve:
+                knobs = np.union1d(knobs, [q for q, _ in price_curve])
+        elif mode == "value":
+            knobs = value_prices(np.asarray(pred_q, float), np.asarray(pred_c, float))
         else:
             knobs = np.union1d(GAPS, np.quantile(pred_q.max(1, keepdims=True) - pred_q, np.linspace(0, 1, 101)))
     for k in knobs:
-        if mode == "threshold":
+        if mode == "threshold" and price_curve:
+            choice = choose(pred_q, pred_c, _names(models, pred_q.shape[1]),
+                            price=policy.price(float(k)), eligible=eligible, **credit)
+        elif mode == "threshold":
             choice = route_threshold(pred_q, pred_c, k, models, eligible)
+        elif mode == "value":
+            choice = choose(pred_q, pred_c, _names(models, pred_q.shape[1]), price=float(k), eligible=eligible,
+                            **credit)
         else:
             choice = route_gap(pred_q, pred_c, k, models, eligible)
         out.append({"knob": float(k), "cost": float(true_c[rows, choice].mean()),
@@ -158,11 +191,13 @@ def evaluate_routing(
     pair: tuple[str, str] | None = None,
     seed: int = 0,
     eligible: np.ndarray | None = None,
+    policies: Mapping[str, PolicyConfig] | None = None,
 ) -> dict[str, Any]:
     """The full report (see module docstring). ``predictors``: name -> (pred_q, pred_c), arrays
     (p, m) aligned with ``data``. ``pair``: (strong, weak) model names for APGR/CPT.
     ``eligible``: bool (p, m), the models the router may pick per prompt (context window,
-    vision; :func:`router.policy.eligibility`); default all."""
+    vision; :func:`router.policy.eligibility`); default all. ``policies``: predictor name ->
+    its router's policy (threshold mode then follows its price curve, the value rule its anchor)."""
     tq, tc = data.quality, data.cost
     single = {m: {"cost": float(tc[:, j].mean()), "quality": float(tq[:, j].mean())}
               for j, m in enumerate(data.models)}
@@ -186,8 +221,9 @@ def evaluate_routing(
     }
     for name, (pq, pc) in predictors.items():
         entry: dict[str, Any] = {}
-        for mode in ("threshold", "gap"):
-            curve = router_curve(pq, pc, tq, tc, mode, models=data.models, eligible=eligible)
+        for mode in MODES:
+            curve = router_curve(pq, pc, tq, tc, mode, models=data.models, eligible=eligible,
+                                 policy=(policies or {}).get(name))
             pts = [(p["cost"], p["quality"]) for p in curve]
             match = cost_to_match(pts, best_q)
             entry[mode] = {
@@ -196,8 +232,9 @@ def evaluate_routing(
                 "cost_to_match_best": match,
                 "cost_to_match_best_ratio": (match / best_c) if match is not None and best_c > 0 else None,
             }
-        entry["aiq"] = max(entry["threshold"]["aiq"], entry["gap"]["aiq"])
-        ratios = [entry[m]["cost_to_match_best_ratio"] for m in ("threshold", "gap")
+        entry["aiq"] = max(entry[m]["aiq"] for m in MODES)
+        entry["max_quality"] = max(p["quality"] for m in MODES for p in entry[m]["curve"])
+        ratios = [entry[m]["cost_to_match_best_ratio"] for m in MODES
                   if entry[m]["cost_to_match_best_ratio"] is not None]
         entry["cost_to_match_best_ratio"] = min(ratios) if ratios else None
         entry["ece"] = expected_calibration_error(pq, tq)
@@ -226,7 +263,7 @@ def plot_cost_quality(report: Mapping[str, Any], path: Path, title: str = "cost 
     ax.scatter(report["oracle"]["cost"], report["oracle"]["quality"], marker="*", s=150, color="gold", label="oracle")
     ax.scatter(report["random"]["cost"], report["random"]["quality"], marker="x", color="black", label="random")
     for name, r in report["routers"].items():
-        mode = "threshold" if r["threshold"]["aiq"] >= r["gap"]["aiq"] else "gap"
+        mode = max(MODES, key=lambda k: r[k]["aiq"])
         pts = sorted((p["cost"], p["quality"]) for p in r[mode]["curve"])
         ax.plot(*zip(*pts), marker=".", label=f"{name} ({mode}, AIQ {r[mode]['aiq']:.3f})")
     ax.set_xscale("log")

@@ -19,9 +19,12 @@ from ..data.datasets import shared_data_dir, default_overrides, default_task_fil
 from .tasks import fit_task_classifier
 from ...errors import DataError
 from ...predictors.learned import cost_features, quality_features
-from ...text.request import estimate_tokens
+from ...policy import PolicyConfig
+from ...text.request import parse_request
 from ..data.outcomes import read_outcomes
 from .quality import build_cost_model, build_quality_model
+from .calibrate import fit_platt, out_of_fold_quality
+from .tiers import fit_anchor, fit_price_curve
 from ..evaluate.routing import split_outcomes
 
 __all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
@@ -51,6 +54,8 @@ class TrainConfig:
     quality_C: float = 0.1
     shrinkage: float = 50.0
     answer_scorer: bool = True  # fit the answer scorer when the outcome files carry answers
+    price_curve: bool = True  # tiers / min_quality met on average at least cost (router.policy)
+    calibration_folds: int = 5  # out-of-fold Platt calibration of the quality heads (<= 1: none)
 
 
 @dataclass
@@ -61,6 +66,17 @@ class TrainResult:
     class_counts: dict[str, int]
     seconds: dict[str, float]
     threshold: float
+
+
+def _platt_per_model(train, P, qm) -> dict[str, tuple[float, float]]:
+    """Per model with a head: Platt scaling of its out-of-fold predictions ``P`` (prompts x
+    catalog models) against its training scores."""
+    col = {m: j for j, m in enumerate(qm.catalog.names)}
+    out = {}
+    for m, sub in train.groupby("model"):
+        if m in qm.heads and m in col:
+            out[m] = fit_platt(P[sub.prompt_index.to_numpy(int), col[m]], sub.score.to_numpy(float))
+    return out
 
 
 def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say):
@@ -76,25 +92,49 @@ def _fit_outcome_models(cfg: TrainConfig, catalog: ModelCatalog, clf, body, say)
         f"{len(val)} held out for evaluation")
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
-    X = featurize_with_progress(body, uniq.prompt.tolist(), say, f"embedding {len(uniq)} outcome prompts")
-    tasks = clf.predict_features(X, uniq.prompt.tolist())
+    # embed exactly what the router reads when serving (few-shot examples dropped, ...)
+    reader = Router(catalog, classifier=clf, context_turns=cfg.context_turns)
+    texts = [reader.classifier_text(p) for p in uniq.prompt]
+    X = featurize_with_progress(body, texts, say, f"embedding {len(uniq)} outcome prompts")
+    tasks = clf.predict_features(X, texts)
     views = len(clf.layout.views)  # the quality heads read the whole text only
     Z = quality_features(X, tasks, views)
-    C = cost_features([estimate_tokens(p) for p in uniq.prompt], X, tasks)
+    tokens = [parse_request(p).prompt_tokens for p in uniq.prompt]  # the request as sent is billed
+    C = cost_features(tokens, X, tasks)
     say(f"fitting quality heads ({cfg.quality_head}) and cost heads ...")
-    qm = build_quality_model(catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C, shrinkage=cfg.shrinkage,
-                             text_views=views, progress=say)
+
+    def build(rows, progress=None):
+        return build_quality_model(catalog, rows, Z, head=cfg.quality_head, C=cfg.quality_C,
+                                   shrinkage=cfg.shrinkage, text_views=views, progress=progress)
+
+    qm = build(train, say)
     cm = build_cost_model(catalog, train, C)
+    costs = cm.predict_cost(tokens, tasks, catalog.names, features=X)
+    if cfg.calibration_folds > 1:
+        say(f"calibrating: quality heads refitted on {cfg.calibration_folds} folds of the training prompts ...")
+        P = out_of_fold_quality(build, train, uniq.prompt_id.tolist(), texts, tasks, X, catalog.names,
+                                cfg.calibration_folds)
+        qm.calibration = _platt_per_model(train, P, qm)
+        P = qm.calibrate(P, catalog.names)
+    else:
+        P = qm.predict_quality(texts, tasks, catalog.names, features=X)
     qm.metadata.update({"validation_percent": cfg.validation_percent,
                         "outcome_files": [str(p) for p in cfg.outcomes]})
     say(f"quality heads for {len(qm.heads)} models, cost heads for {len(cm.heads)}")
+    anchor, margin = None, 0.0
+    if cfg.calibration_folds > 1:  # the margin needs out-of-fold predictions
+        true_q = (train.pivot_table(index="prompt_index", columns="model", values="score", aggfunc="mean")
+                  .reindex(index=range(len(uniq)), columns=list(catalog.names)).to_numpy(float))
+        anchor, margin = fit_anchor(P, true_q, costs, catalog.names)
+        say(f"anchor {anchor}: leaving it takes {margin:.2f} more predicted value")
+    curve = fit_price_curve(P, costs, catalog.names, anchor=anchor, anchor_margin=margin)
+    say(f"price curve: {len(curve)} points, mean predicted quality {curve[-1][0]:.3f}-{curve[0][0]:.3f}")
     scorer = None
     if cfg.answer_scorer:
         from .scorer import fit_scorer_on_outcomes
 
-        P = qm.predict_quality(uniq.prompt.tolist(), tasks, catalog.names, features=X)
         scorer = fit_scorer_on_outcomes(train, P, catalog.names, progress=say)
-    return qm, cm, len(train), scorer
+    return qm, cm, len(train), scorer, PolicyConfig(price_curve=curve, anchor=anchor, anchor_margin=margin)
 
 
 def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult:
@@ -120,12 +160,14 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     t_fit = time.perf_counter() - t
     quality_model = cost_model = answer_scorer = None
     outcome_rows = 0
+    policy = None
     if cfg.outcomes:
         t = time.perf_counter()
-        quality_model, cost_model, outcome_rows, answer_scorer = _fit_outcome_models(cfg, catalog, clf, body, say)
+        quality_model, cost_model, outcome_rows, answer_scorer, fitted = _fit_outcome_models(cfg, catalog, clf, body, say)
+        policy = fitted if cfg.price_curve else None
         t_fit += time.perf_counter() - t
     router = Router(catalog, classifier=clf, quality_model=quality_model, cost_model=cost_model,
-                    context_turns=cfg.context_turns, answer_scorer=answer_scorer)
+                    context_turns=cfg.context_turns, answer_scorer=answer_scorer, policy=policy)
     path = None
     if cfg.out is not None:
         path = router.save(cfg.out)

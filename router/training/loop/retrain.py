@@ -162,7 +162,7 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
         f"rows held back for the gate")
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
-    texts = uniq.prompt.tolist()
+    texts = [base.classifier_text(p) for p in uniq.prompt]  # what the router reads (few-shot dropped)
     clf, clf_kind = _classifier(cfg, base, texts, say)
     say(f"embedding {len(texts)} prompts ...")
     X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
