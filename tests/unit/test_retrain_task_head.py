@@ -166,3 +166,14 @@ def test_task_labels_come_from_feedback_never_from_the_routers_own_prediction(tm
         df, _ = rows_from_log(s, ["cheap", "dear"])
     tasks = df.set_index("request_id").task
     assert tasks["a"] == "qa" and tasks.isna()["b"]
+
+
+def test_the_cli_says_what_the_task_head_did(tmp_path, learned_base, capsys):
+    from router.cli.main import main
+
+    db = _feedback(tmp_path, labelled=True)
+    code = main(["retrain", "--usage-db", db, "--router", str(learned_base), "--out", str(tmp_path / "c"),
+                 "--no-track", "--cache", "", "--outcomes", "none"])
+    out = capsys.readouterr().out
+    assert code in (0, 3)
+    assert "task head: refitted; task labels per origin {'import': 40};" in out
