@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Feedback for the learning loop.")
     fsub = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
     q = fsub.add_parser("import", help="import feedback rows from a JSONL file",
-                        description="Import {request_id, score} rows or full outcome rows (prompt_id, prompt, "
+                        description="Import {request_id, score, task?} rows or full outcome rows (prompt_id, prompt, "
                                     "model, score, cost?, prompt_tokens?, completion_tokens?, propensity?, task?, "
                                     "created_at?, answer?, source?, origin?) in one transaction. Scores are in "
                                     "[0, 1]; 'thumbs': up|down and 'rating': 1..10 map onto it.")

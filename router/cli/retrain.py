@@ -90,6 +90,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                 q, c = g[side]["quality"]["dr"], g[side]["cost"]["dr"]
                 print(f"{side:<9} DR quality {q['value']:.4f} [{q['low']:.4f}, {q['high']:.4f}] ESS {q['ess']:.0f}"
                       f"  DR cost ${c['value']:.6f}")
+        th = res.report["changed"]["task_head"]
+        print(f"task head: {'refitted' if th['refit'] else 'kept'}; task labels per origin "
+              f"{th['labels_by_origin'] or 'none'}; {th['predictions_changed']} training prompts change task"
+              + (f" ({th['reason']})" if th.get("reason") else ""))
         print(f"gate: {g['verdict'].upper()}: " + "; ".join(res.reasons))
         print(f"candidate written to {res.path} (written whatever the gate says; the gate decides promotion)")
     return 0 if res.promote else 3
@@ -99,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..training.fit.train import DEFAULT_EMBEDDER_SPEC
 
     p = sub.add_parser("retrain", help="retrain from usage-log feedback; gate the candidate off-policy",
-                       description="Refit the quality and cost heads from feedback in the usage log (and base "
+                       description="Refit the quality and cost heads (and the task head where feedback "
+                                   "carries task labels) from feedback in the usage log (and base "
                                    "training data), evaluate candidate vs base by IPS / SNIPS / doubly robust "
                                    "estimates on the newest held-back feedback, and write the candidate folder "
                                    "(always). Exit code 3 when the gate refuses.")
@@ -108,7 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder to write the candidate to")
     p.add_argument("--since", help="only feedback stored at or after this time (epoch seconds or ISO 8601)")
     p.add_argument("--outcomes", nargs="+", help="base outcome files (default: those the base names; 'none': none)")
-    p.add_argument("--data", nargs="+", help="labelled prompt files for a task head when BASE has none")
+    p.add_argument("--data", nargs="+", help="labelled prompt files for the task head (default: those BASE's "
+                   "learned classifier names); refitted with feedback task labels when there are any")
     p.add_argument("--embedder", help=f"embedder when BASE has no learned classifier (default {DEFAULT_EMBEDDER_SPEC})")
     p.add_argument("--cache", help="embedding cache file ('' disables)")
     p.add_argument("--holdout", type=float, default=0.2, help="newest share of feedback held back for the gate")

@@ -4,6 +4,7 @@ the good rows in one transaction.
 A line is either feedback for a logged request::
 
     {"request_id": "...", "score": 0.8}          # or "thumbs": "up" | "down", or "rating": 1..10
+                                                 # optional "task": the request's true task label
 
 or a full outcome in the outcome JSONL format, plus optional learning-loop fields::
 
@@ -35,7 +36,7 @@ __all__ = ["ImportReport", "import_feedback", "parse_feedback_line"]
 
 _OUTCOME_KEYS = {"prompt_id", "prompt", "model", "score", "thumbs", "rating", "cost", "prompt_tokens",
                  "completion_tokens", "propensity", "task", "created_at", "answer", "source", "origin", "comment"}
-_REQUEST_KEYS = {"request_id", "score", "thumbs", "rating", "comment", "origin", "model"}
+_REQUEST_KEYS = {"request_id", "score", "thumbs", "rating", "comment", "origin", "model", "task"}
 
 
 @dataclass
@@ -83,6 +84,13 @@ def _text(obj: dict, key: str, required: bool = False) -> str | None:
     return str(v)
 
 
+def _task(obj: dict) -> str | None:
+    task = _text(obj, "task")
+    if task is not None and task not in TASK_TYPES:
+        raise InvalidRequestError(f"unknown task {task!r}; known: {list(TASK_TYPES)}")
+    return task
+
+
 def parse_feedback_line(obj: Any, *, default_origin: str = "import",
                         models: Collection[str] | None = None) -> dict[str, Any]:
     """One decoded JSONL line -> a feedback row (columns of the feedback table).
@@ -103,7 +111,7 @@ def parse_feedback_line(obj: Any, *, default_origin: str = "import",
         if unknown:
             raise InvalidRequestError(f"unknown key(s) {unknown} for feedback on a logged request")
         return {"request_id": _text(obj, "request_id", required=True), "score": score, "comment": comment,
-                "origin": origin, "model": model}
+                "origin": origin, "model": model, "task": _task(obj)}
     unknown = sorted(set(obj) - _OUTCOME_KEYS)
     if unknown:
         raise InvalidRequestError(f"unknown key(s) {unknown}; a line is {{request_id, score}} or an outcome "
@@ -114,9 +122,7 @@ def parse_feedback_line(obj: Any, *, default_origin: str = "import",
         raise InvalidRequestError("missing 'prompt' (a non-empty string)")
     if model is None:
         raise InvalidRequestError("missing 'model'")
-    task = _text(obj, "task")
-    if task is not None and task not in TASK_TYPES:
-        raise InvalidRequestError(f"unknown task {task!r}; known: {list(TASK_TYPES)}")
+    task = _task(obj)
     answer = obj.get("answer")
     if answer is not None and not isinstance(answer, str):
         raise InvalidRequestError("'answer' must be a string")

@@ -7,7 +7,8 @@ not whether the candidate is saved. Steps:
 1. outcome rows from the log (:func:`~router.training.loop.rows.outcome_rows`) plus the base's
    training outcomes (``outcomes``, else the files the base names; a missing one is an error);
 2. a time-ordered split: the newest ``holdout`` share of feedback contexts is held back;
-3. the task classifier: the base's learned one (same embedder), else one fitted on ``data``
+3. the task classifier: refitted where the training feedback carries task labels
+   (:mod:`router.training.loop.taskhead`); otherwise the base's learned one (same embedder), else one fitted on ``data``
    (labelled prompts), else an embedder-carrying head fitted on the base classifier's own labels
    whose threshold keeps the base's (regex) answers: the task predictions stay the base's while
    the quality and cost heads read the embedding;
@@ -34,6 +35,7 @@ from ...routing import Router
 from ..data.outcomes import read_outcomes
 from .offpolicy import context_key, evaluate_candidate
 from .rows import DEFAULT_ORIGIN_WEIGHTS, EXTRA, outcome_rows
+from .taskhead import TaskLabels, refit_task_head, task_head_change, task_labels
 
 __all__ = ["RetrainConfig", "RetrainResult", "retrain"]
 
@@ -99,7 +101,9 @@ def _split(fb: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame
     return fb[~mask], fb[mask]
 
 
-def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], say: Callable[[str], None]):
+def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], labels: TaskLabels,
+                say: Callable[[str], None]):
+    """-> (classifier, how it was made, the task-head report)."""
     from ...embedders import make_embedder, with_cache
     from ...tasks.classifier import LearnedTaskClassifier, featurize
     from ..fit.train import DEFAULT_EMBEDDER_SPEC
@@ -108,17 +112,24 @@ def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], say: Callabl
     if getattr(clf, "embedder", None) is not None and callable(getattr(clf, "predict_features", None)) \
             and cfg.embedder is None:
         clf.embedder = with_cache(clf.embedder, cfg.cache)
+        new, info = refit_task_head(clf, labels, data=cfg.data, say=say)
+        if new is not None:
+            return new, "base refitted with feedback task labels", info
         say(f"task classifier: the base's ({clf.embedder.name})")
-        return clf, "base"
+        return clf, "base", info
     spec = cfg.embedder or DEFAULT_EMBEDDER_SPEC
     embedder = with_cache(make_embedder(spec), cfg.cache)
+    new, info = refit_task_head(clf, labels, data=cfg.data, embedder=embedder, say=say)
+    if new is not None:
+        new.metadata["embedder_spec"] = spec
+        return new, "fitted on feedback task labels", info
     if cfg.data:
         from ..data.datasets import default_overrides, load_labelled
         from ..fit.tasks import fit_task_classifier
 
         ds = load_labelled(list(cfg.data), overrides=default_overrides())
         say(f"task classifier: fitting on {len(ds)} labelled prompts with {embedder.name} ...")
-        return fit_task_classifier(ds, embedder, progress=say), "labelled data"
+        return fit_task_classifier(ds, embedder, progress=say), "labelled data", info
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -130,7 +141,7 @@ def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], say: Callabl
     clf = LearnedTaskClassifier(embedder, head, threshold=1.01, metadata={
         "note": "fitted on the base classifier's labels; threshold above 1 keeps the base's (regex) answers",
         "embedder_spec": spec})
-    return clf, "base answers + embedder"
+    return clf, "base answers + embedder", info
 
 
 def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -> RetrainResult:
@@ -163,10 +174,15 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
     texts = [base.classifier_text(p) for p in uniq.prompt]  # what the router reads (few-shot dropped)
-    clf, clf_kind = _classifier(cfg, base, texts, say)
+    labels = task_labels(train_fb)
+    clf, clf_kind, task_info = _classifier(cfg, base, texts, labels, say)
     say(f"embedding {len(texts)} prompts ...")
     X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
     tasks = clf.predict_features(X, texts)
+    task_info.update(task_head_change(base.classifier, clf, X, texts, tasks, labels))
+    say(f"task head: {'refitted' if task_info['refit'] else 'not refitted'}; task labels used per origin "
+        f"{task_info['labels_by_origin'] or 'none'}; {task_info['predictions_changed']} of {len(texts)} "
+        f"training prompts change task")
     views = len(getattr(clf.embedder, "views", ()) or getattr(getattr(clf.embedder, "inner", None), "views", ()))
     Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in texts], X, tasks)
@@ -183,6 +199,7 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     counts = qm.counts
     changed = {
         "task_classifier": clf_kind,
+        "task_head": task_info,
         "quality_heads": {m: int(n) for m, n in sorted(counts.items())},
         "prior_weight": {m: round(cfg.shrinkage / (counts.get(m, 0) + cfg.shrinkage), 3) for m in base.models},
         "models_on_priors_only": [m for m in base.models if m not in counts],

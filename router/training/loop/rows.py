@@ -7,6 +7,10 @@ counted as ``hash_only`` and reported, never silently skipped. Feedback for a mo
 router's catalog is counted by model name and left out. A row answered by a model other than
 the one routed to first (fallback, escalation) keeps its score for training but gets no
 propensity, so the off-policy estimates leave it out (``answered_by_other``).
+
+``task`` is a task *label* the feedback carries (an imported outcome's ``task``, or one given
+with feedback on a logged request), never the task the router predicted when it served the
+request: training the task head on its own answers would teach it nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def outcome_rows(store: Any, models: Collection[str], *, since: float | None = N
                        _nan(r["req_cost_usd"]) if same else math.nan,
                        _nan(r["req_prompt_tokens"]), _nan(r["req_completion_tokens"]) if same else math.nan,
                        f"usage:{origin}", r.get("req_answer") if same else None, prop, float(r["req_created_at"]),
-                       r["request_id"], r.get("req_task"))
+                       r["request_id"], r.get("task"))
             if model not in models:
                 unknown[model] += 1
                 continue
