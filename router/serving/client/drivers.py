@@ -1,14 +1,21 @@
 """The sync and async drivers: perform the machine's actions (call a model through the
-transport, sleep) until it returns ``(model, answer)``."""
+transport, sleep, route a fallback) until it returns ``(model, answer)``.
+
+The async driver bounds each call by the request's deadline (the transport's timeout bounds
+each read, not the whole answer), and routes fallbacks in a worker thread unless ``light`` (the
+regex router on a small prompt: cheaper than the thread hop)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .machine import Call, Result, Sleep
+from ...errors import UpstreamError
+from .failures import redact_values
+from .machine import Call, Machine, Result, Route, Sleep
 from .providers import Providers
 from .streams import open_async, open_sync
 from .transport import ChatCall, ChatTransport
@@ -29,6 +36,31 @@ def _chat_call(call: Call, providers: Providers) -> ChatCall:
     return ChatCall(call.model, call.params, providers.endpoint(call.model), call.timeout)
 
 
+def _scrubbed(exc: Exception, call: Call, providers: Providers) -> Exception:
+    """``exc`` with the endpoint's key value removed from its messages (providers quote keys)."""
+    if not isinstance(exc, UpstreamError):
+        return exc
+    try:
+        key = providers.endpoint(call.model).api_key
+    except Exception:  # no endpoint: nothing to scrub
+        return exc
+    if not key:
+        return exc
+    msg, up = redact_values(str(exc), (key,)), redact_values(exc.upstream_message, (key,))
+    if msg == str(exc) and up == exc.upstream_message:
+        return exc
+    return UpstreamError(msg, status_code=exc.status_code, model=exc.model, kind=exc.kind,
+                         retry_after=exc.retry_after, upstream_message=up, request_id=exc.request_id,
+                         chain=exc.chain)
+
+
+def _route(machine: Machine, action: Route) -> Any:
+    try:
+        return machine.route(action.state, action.exclude)
+    except Exception as exc:  # NoEligibleModelError ends the fallback; anything else is re-raised there
+        return exc
+
+
 def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) -> Result:
     t0 = time.perf_counter()
     stream = None
@@ -43,11 +75,11 @@ def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) ->
     except Exception as exc:
         if stream is not None:
             _close_quietly(stream.close)
-        return Result(False, error=exc, latency_ms=(time.perf_counter() - t0) * 1000.0)
+        return Result(False, error=_scrubbed(exc, call, providers), latency_ms=(time.perf_counter() - t0) * 1000.0)
 
 
 def drive_sync(gen: Generator[Any, Any, Any], transport: ChatTransport, providers: Providers,
-               sleep: Callable[[float], Any]) -> Any:
+               sleep: Callable[[float], Any], machine: Machine | None = None) -> Any:
     try:
         action = next(gen)
         while True:
@@ -55,6 +87,8 @@ def drive_sync(gen: Generator[Any, Any, Any], transport: ChatTransport, provider
                 if action.seconds > 0:
                     sleep(action.seconds)
                 action = gen.send(None)
+            elif isinstance(action, Route):
+                action = gen.send(_route(machine, action))
             else:
                 action = gen.send(_perform_sync(action, transport, providers))
     except StopIteration as stop:
@@ -66,13 +100,17 @@ async def _perform_async(call: Call, transport: ChatTransport, providers: Provid
     stream = None
     try:
         cc = _chat_call(call, providers)
-        if call.stream:
-            stream = await transport.astream(cc)
-            out: Any = await open_async(stream)
-        else:
-            out = await transport.acomplete(cc)
+        async with asyncio.timeout(call.timeout):  # the whole answer (or a stream's first output)
+            if call.stream:
+                stream = await transport.astream(cc)
+                out: Any = await open_async(stream)
+            else:
+                out = await transport.acomplete(cc)
         return Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
     except BaseException as exc:
+        if isinstance(exc, TimeoutError):
+            exc = UpstreamError("upstream timed out", model=call.model, kind="timeout",
+                                upstream_message="upstream timed out")
         if stream is not None:
             try:
                 await stream.aclose()
@@ -80,11 +118,11 @@ async def _perform_async(call: Call, transport: ChatTransport, providers: Provid
                 log.debug("closing a failed stream failed", exc_info=True)
         if not isinstance(exc, Exception):  # cancellation: the stream is closed, the caller decides
             raise
-        return Result(False, error=exc, latency_ms=(time.perf_counter() - t0) * 1000.0)
+        return Result(False, error=_scrubbed(exc, call, providers), latency_ms=(time.perf_counter() - t0) * 1000.0)
 
 
 async def drive_async(gen: Generator[Any, Any, Any], transport: ChatTransport, providers: Providers,
-                      sleep: Callable[[float], Any]) -> Any:
+                      sleep: Callable[[float], Any], machine: Machine | None = None, light: bool = True) -> Any:
     try:
         action = next(gen)
         while True:
@@ -92,6 +130,11 @@ async def drive_async(gen: Generator[Any, Any, Any], transport: ChatTransport, p
                 if action.seconds > 0:
                     await sleep(action.seconds)
                 action = gen.send(None)
+            elif isinstance(action, Route):
+                if light:
+                    action = gen.send(_route(machine, action))
+                else:  # a learned router embeds: keep the event loop free
+                    action = gen.send(await asyncio.to_thread(_route, machine, action))
             else:
                 action = gen.send(await _perform_async(action, transport, providers))
     except StopIteration as stop:

@@ -4,12 +4,14 @@ tallying text and usage, and log the request once when the stream ends, breaks o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import UpstreamError
 from ...text.request import estimate_tokens
 from .failures import classify
 from .machine import Machine
@@ -170,8 +172,18 @@ async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
             if tally.see(c):
                 yield c
         if not opened.done:
+            gap, it = tally.st.deadline, opened.iterator
             try:
-                async for c in opened.iterator:
+                while True:
+                    try:
+                        async with asyncio.timeout(gap):  # the longest wait for the next chunk
+                            c = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise UpstreamError(f"the stream from {tally.model} stalled: no chunk for {gap:g} s",
+                                            model=tally.model, kind="timeout",
+                                            upstream_message=f"no chunk for {gap:g} s") from None
                     if tally.see(c):
                         yield c
             except Exception as exc:
