@@ -183,7 +183,7 @@ async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
                     except TimeoutError:
                         raise UpstreamError(f"the stream from {tally.model} stalled: no chunk for {gap:g} s",
                                             model=tally.model, kind="timeout",
-                                            upstream_message=f"no chunk for {gap:g} s") from None
+                                            upstream_message=f"it stalled: no chunk for {gap:g} s") from None
                     if tally.see(c):
                         yield c
             except Exception as exc:
