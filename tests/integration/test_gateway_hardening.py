@@ -278,7 +278,7 @@ def test_a_cooldown_tripped_mid_request_does_not_cut_retries(router_, up, store)
     ("malformed", b'{"model": "auto", "messages": ['),
     ("not an object", b"[1, 2]"),
     ("no messages", b'{"model": "auto"}'),
-])
+], ids=lambda v: v.replace(" ", "_") if isinstance(v, str) else "")
 def test_bad_inputs_are_400_with_a_log_row(router_, up, store, name, body):
     with TestClient(_app(router_, up, store)) as tc:
         r = tc.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
@@ -330,6 +330,19 @@ def test_provider_errors_are_redacted_of_the_configured_key(router_, up, store):
     assert secret not in r.text and secret[-10:] not in r.text
     (row,) = rows(store)
     assert "Incorrect API key" in row.error and secret not in row.error and secret[-10:] not in row.error
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_an_error_event_mid_stream_is_redacted_too(router_, up, raw):
+    secret = "stream-secret-value-0123456789"
+    client = RoutedClient(router_, base_url=up.base_url, api_key=secret, retry=FAST,
+                          transport=RawTransport() if raw else None)
+    up.add_fault("error_event", chunks=2, message=f"overloaded; your key {secret} is fine")
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=CODE, stream=True))
+    err = chunks[-1].error
+    message = err.message if raw else err["message"]  # a JSON view of the raw event, or the SDK's dict
+    assert chunks[1].choices and message.endswith("overloaded; your key [redacted] is fine")
+    client.close()
 
 
 def test_a_sync_client_redacts_the_key_too(router_, up):

@@ -22,9 +22,9 @@ applies to its model (``model=None`` applies to every model). Kinds:
 * ``"drop"``: close the connection without answering;
 * ``"drop_mid_stream"``: streaming: two content chunks, then an abrupt close (no ``[DONE]``);
   non-streaming: headers only, then an abrupt close;
-* ``"error_event"`` (optional ``message``): streaming: a 200 whose first event is
-  ``data: {"error": {...}}`` (a provider failing after it accepted the stream); non-streaming: a
-  500;
+* ``"error_event"`` (optional ``message``, ``chunks``): streaming: a 200 whose first event (or
+  the one after ``chunks`` content chunks) is ``data: {"error": {...}}`` (a provider failing after
+  it accepted the stream); non-streaming: a 500;
 * ``"reply"`` (``content``): answer normally with the given content;
 * ``"hang"`` (``seconds``, default 30; ``chunks``, default 0): accept the request and send nothing
   (for a stream with ``chunks``: that many content chunks first, then nothing) until
@@ -343,7 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif kind == "drop":
                 self._abort()
-            elif kind == "error_event":
+            elif kind == "error_event" and not (stream and p.get("chunks")):
                 message = p.get("message") or "Injected fault: the model is overloaded"
                 if not stream:
                     self._send_error(500, message)
@@ -380,7 +380,10 @@ class _Handler(BaseHTTPRequestHandler):
         drop = fault is not None and fault.kind == "drop_mid_stream"
 
         if stream:
-            hang = fault.params if fault is not None and fault.kind == "hang" and fault.params.get("chunks") else None
+            hang = fault.params if fault is not None and fault.kind in ("hang", "error_event") \
+                and fault.params.get("chunks") else None
+            if hang is not None:
+                hang = dict(hang, kind=fault.kind)
             self._stream(cid, created, model, content, usage, body, drop, hang)
             return
 
@@ -425,7 +428,14 @@ class _Handler(BaseHTTPRequestHandler):
             if drop and i == 2:
                 self._abort()
             if hang is not None and i == int(hang["chunks"]):
-                self._hang(float(hang.get("seconds", 30.0)))
+                if hang["kind"] == "hang":
+                    self._hang(float(hang.get("seconds", 30.0)))
+                else:
+                    event = {"error": {"message": hang.get("message") or "Injected fault: overloaded",
+                                       "type": "server_error", "code": "overloaded"}}
+                    self._write_chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+                    self._write_chunk(b"")
+                    return
             self._write_chunk(chunk([{"index": 0, "delta": {"content": piece}, "logprobs": None,
                                       "finish_reason": None}]))
         if drop:  # content had fewer than 3 pieces

@@ -212,7 +212,7 @@ class RoutedClient(_Base):
         st = m.start(kwargs, new_request_id(), None)
         try:
             decision = m.first_route(st) if st.auto else None
-            model, outcome = drive_sync(m.run(st, decision), sh.transport, sh.providers, self._sleep, m)
+            model, outcome = drive_sync(m.run(st, decision), sh.transport, sh.providers, self._sleep)
         except BaseException as exc:
             log_failure(m.usage, st, exc, "cancelled" if isinstance(exc, KeyboardInterrupt) else "error")
             raise
@@ -296,7 +296,7 @@ class AsyncRoutedClient(_Base):
             light = sh.light_routing and st.parsed.prompt_tokens <= LIGHT_ROUTING_TOKENS
             if st.auto:
                 decision = m.first_route(st) if light else await asyncio.to_thread(m.first_route, st)
-            model, outcome = await drive_async(m.run(st, decision), sh.transport, sh.providers, self._sleep, m,
+            model, outcome = await drive_async(m.run(st, decision), sh.transport, sh.providers, self._sleep,
                                                light)
         except BaseException as exc:
             cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))

@@ -15,9 +15,9 @@ from typing import Any
 
 from ...errors import UpstreamError
 from .failures import redact_values
-from .machine import Call, Machine, Result, Route, Sleep
+from .machine import Call, Result, Route, Sleep
 from .providers import Providers
-from .streams import open_async, open_sync
+from .streams import Opened, open_async, open_sync
 from .transport import ChatCall, ChatTransport
 
 __all__ = ["drive_sync", "drive_async"]
@@ -54,11 +54,24 @@ def _scrubbed(exc: Exception, call: Call, providers: Providers) -> Exception:
                          chain=exc.chain)
 
 
-def _route(machine: Machine, action: Route) -> Any:
-    try:
-        return machine.route(action.state, action.exclude)
-    except Exception as exc:  # NoEligibleModelError ends the fallback; anything else is re-raised there
-        return exc
+def _scrub_sync(opened: Opened, call: Call, providers: Providers) -> Opened:
+    """``opened`` whose later failures (an error event mid-stream) are scrubbed of the key."""
+    def chunks() -> Any:
+        try:
+            yield from opened.iterator
+        except UpstreamError as exc:
+            raise _scrubbed(exc, call, providers) from None
+    return Opened(opened.stream, chunks(), opened.buffered, opened.done)
+
+
+def _scrub_async(opened: Opened, call: Call, providers: Providers) -> Opened:
+    async def chunks() -> Any:
+        try:
+            async for c in opened.iterator:
+                yield c
+        except UpstreamError as exc:
+            raise _scrubbed(exc, call, providers) from None
+    return Opened(opened.stream, chunks(), opened.buffered, opened.done)
 
 
 def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) -> Result:
@@ -68,7 +81,7 @@ def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) ->
         cc = _chat_call(call, providers)
         if call.stream:
             stream = transport.stream(cc)
-            out: Any = open_sync(stream)
+            out: Any = _scrub_sync(open_sync(stream), call, providers)
         else:
             out = transport.complete(cc)
         return Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
@@ -79,7 +92,7 @@ def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) ->
 
 
 def drive_sync(gen: Generator[Any, Any, Any], transport: ChatTransport, providers: Providers,
-               sleep: Callable[[float], Any], machine: Machine | None = None) -> Any:
+               sleep: Callable[[float], Any]) -> Any:
     try:
         action = next(gen)
         while True:
@@ -88,7 +101,7 @@ def drive_sync(gen: Generator[Any, Any, Any], transport: ChatTransport, provider
                     sleep(action.seconds)
                 action = gen.send(None)
             elif isinstance(action, Route):
-                action = gen.send(_route(machine, action))
+                action = gen.send(action.perform())
             else:
                 action = gen.send(_perform_sync(action, transport, providers))
     except StopIteration as stop:
@@ -103,7 +116,7 @@ async def _perform_async(call: Call, transport: ChatTransport, providers: Provid
         async with asyncio.timeout(call.timeout):  # the whole answer (or a stream's first output)
             if call.stream:
                 stream = await transport.astream(cc)
-                out: Any = await open_async(stream)
+                out: Any = _scrub_async(await open_async(stream), call, providers)
             else:
                 out = await transport.acomplete(cc)
         return Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
@@ -122,7 +135,7 @@ async def _perform_async(call: Call, transport: ChatTransport, providers: Provid
 
 
 async def drive_async(gen: Generator[Any, Any, Any], transport: ChatTransport, providers: Providers,
-                      sleep: Callable[[float], Any], machine: Machine | None = None, light: bool = True) -> Any:
+                      sleep: Callable[[float], Any], light: bool = True) -> Any:
     try:
         action = next(gen)
         while True:
@@ -132,9 +145,9 @@ async def drive_async(gen: Generator[Any, Any, Any], transport: ChatTransport, p
                 action = gen.send(None)
             elif isinstance(action, Route):
                 if light:
-                    action = gen.send(_route(machine, action))
+                    action = gen.send(action.perform())
                 else:  # a learned router embeds: keep the event loop free
-                    action = gen.send(await asyncio.to_thread(_route, machine, action))
+                    action = gen.send(await asyncio.to_thread(action.perform))
             else:
                 action = gen.send(await _perform_async(action, transport, providers))
     except StopIteration as stop:

@@ -46,10 +46,17 @@ class Sleep:
 @dataclass
 class Route:
     """Route the request again with ``exclude`` left out (sent back: a decision, or the
-    :class:`NoEligibleModelError`)."""
+    exception routing raised, e.g. :class:`NoEligibleModelError`)."""
 
+    machine: Machine
     state: RequestState
     exclude: list[str]
+
+    def perform(self) -> Any:
+        try:
+            return self.machine.route(self.state, self.exclude)
+        except Exception as exc:  # NoEligibleModelError ends the fallback; anything else is re-raised there
+            return exc
 
 
 @dataclass
@@ -196,7 +203,7 @@ class Machine:
         if left is not None and left <= 0:
             raise self.deadline_passed(st)
         exclude = set(st.failed) | set(st.tried) | self.health.cooling()
-        d = yield Route(st, sorted(exclude))
+        d = yield Route(self, st, sorted(exclude))
         if isinstance(d, NoEligibleModelError):
             return None
         if isinstance(d, BaseException):
