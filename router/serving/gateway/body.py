@@ -19,11 +19,11 @@ hangs up.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
 
-import anyio
 import numpy as np
 
 from ...errors import InvalidRequestError
@@ -87,23 +87,36 @@ async def until_disconnected(receive: Any) -> None:
             return
 
 
-async def cancel_on_disconnect(receive: Any, work: Any) -> Any:
+async def cancel_on_disconnect(receive: Any, work: Any, grace: float = 0.05) -> Any:
     """Await ``work()``; cancel it (the upstream call included) when the caller hangs up (the
-    routed client then logs the row as ``cancelled``). ``None`` when cancelled."""
-    result: Any = None
-    error: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        async def watch() -> None:
-            await until_disconnected(receive)
-            tg.cancel_scope.cancel()
+    routed client then logs the row as ``cancelled``). ``None`` when cancelled.
 
-        tg.start_soon(watch)
-        try:
-            result = await work()
-        except Exception as exc:  # raised below, as itself (not wrapped in an exception group)
-            error = exc
-        finally:
-            tg.cancel_scope.cancel()  # the answer is in (or failed): stop watching
-    if error is not None:
-        raise error
-    return result
+    The watch on ``receive`` starts only after ``grace`` seconds: a request answered sooner (the
+    usual case) pays for a timer, not for a task (a task group per request cost ~0.5 ms CPU). A
+    caller gone before then is seen at once when the watch starts."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    state: dict[str, Any] = {"watch": None, "ours": False, "done": False}
+
+    def disconnected(fut: asyncio.Future[Any]) -> None:
+        if not state["done"] and not fut.cancelled() and fut.exception() is None:
+            state["ours"] = True
+            task.cancel()
+
+    def start_watch() -> None:
+        watch = state["watch"] = loop.create_task(until_disconnected(receive))
+        watch.add_done_callback(disconnected)
+
+    timer = loop.call_later(grace, start_watch)
+    try:
+        return await work()
+    except asyncio.CancelledError:
+        if state["ours"] and task.uncancel() == 0:
+            return None
+        raise
+    finally:
+        state["done"] = True
+        timer.cancel()
+        if state["watch"] is not None:
+            state["watch"].cancel()
