@@ -54,24 +54,10 @@ def _scrubbed(exc: Exception, call: Call, providers: Providers) -> Exception:
                          chain=exc.chain)
 
 
-def _scrub_sync(opened: Opened, call: Call, providers: Providers) -> Opened:
-    """``opened`` whose later failures (an error event mid-stream) are scrubbed of the key."""
-    def chunks() -> Any:
-        try:
-            yield from opened.iterator
-        except UpstreamError as exc:
-            raise _scrubbed(exc, call, providers) from None
-    return Opened(opened.stream, chunks(), opened.buffered, opened.done)
-
-
-def _scrub_async(opened: Opened, call: Call, providers: Providers) -> Opened:
-    async def chunks() -> Any:
-        try:
-            async for c in opened.iterator:
-                yield c
-        except UpstreamError as exc:
-            raise _scrubbed(exc, call, providers) from None
-    return Opened(opened.stream, chunks(), opened.buffered, opened.done)
+def _scrub_later(opened: Opened, call: Call, providers: Providers) -> Opened:
+    """``opened``, whose later failures (an error event mid-stream) get scrubbed of the key."""
+    opened.scrub = lambda exc: _scrubbed(exc, call, providers)
+    return opened
 
 
 def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) -> Result:
@@ -81,7 +67,7 @@ def _perform_sync(call: Call, transport: ChatTransport, providers: Providers) ->
         cc = _chat_call(call, providers)
         if call.stream:
             stream = transport.stream(cc)
-            out: Any = _scrub_sync(open_sync(stream), call, providers)
+            out: Any = _scrub_later(open_sync(stream), call, providers)
         else:
             out = transport.complete(cc)
         return Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)
@@ -116,7 +102,7 @@ async def _perform_async(call: Call, transport: ChatTransport, providers: Provid
         async with asyncio.timeout(call.timeout):  # the whole answer (or a stream's first output)
             if call.stream:
                 stream = await transport.astream(cc)
-                out: Any = _scrub_async(await open_async(stream), call, providers)
+                out: Any = _scrub_later(await open_async(stream), call, providers)
             else:
                 out = await transport.acomplete(cc)
         return Result(True, out, latency_ms=(time.perf_counter() - t0) * 1000.0)

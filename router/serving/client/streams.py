@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,8 @@ class Opened:
     iterator: Any
     buffered: list[Any]
     done: bool
+    #: applied to a failure while the rest is read (the driver scrubs the endpoint's key)
+    scrub: Callable[[Exception], Exception] | None = None
 
 
 def open_sync(stream: Any) -> Opened:
@@ -152,6 +154,8 @@ def sync_chunks(opened: Opened, tally: Tally) -> Iterator[Any]:
             except Exception as exc:
                 if classify(exc).kind == "bug":
                     raise
+                if opened.scrub is not None:
+                    exc = opened.scrub(exc)
                 status, error = "error", _failed(exc)
                 yield tally.error_chunk(exc)
                 return
@@ -236,6 +240,8 @@ async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
             except Exception as exc:
                 if classify(exc).kind == "bug":
                     raise
+                if opened.scrub is not None:
+                    exc = opened.scrub(exc)
                 status, error = "error", _failed(exc)
                 yield tally.error_chunk(exc)
                 return
