@@ -3,7 +3,8 @@
 No I/O, no model objects. Given, for one request, each model's predicted quality and expected
 cost plus the request's constraints, pick a model:
 
-1. Filter: excluded models, vision (a vision request needs a vision model), context window
+1. Filter: excluded models, vision (a vision request needs a vision model), tools (a request
+   with ``tools`` / ``tool_choice`` needs a model with the tools capability), context window
    (prompt tokens + requested output must fit).
 2. Cost cap: models whose expected cost exceeds ``max_cost`` are out. If no model is left, raise
    :class:`NoEligibleModelError` with every model's reason.
@@ -136,6 +137,7 @@ class Constraints:
     max_cost: float | None = None
     max_quality_gap: float | None = None
     require_vision: bool = False
+    require_tools: bool = False
     prompt_tokens: int = 0
     max_tokens: int | None = None
     exclude: frozenset[str] = frozenset()
@@ -169,6 +171,7 @@ class Candidate:
     context_window: int
     max_output_tokens: int
     vision: bool = False
+    tools: bool = False
 
 
 def resolve_target(config: PolicyConfig, c: Constraints) -> tuple[float, str | None]:
@@ -205,6 +208,8 @@ def decide(
             excluded[cand.model] = "excluded by the caller"
         elif constraints.require_vision and not cand.vision:
             excluded[cand.model] = "request has images; model has no vision"
+        elif constraints.require_tools and not cand.tools:
+            excluded[cand.model] = "request has tools; model has no tools capability"
         elif constraints.prompt_tokens + out > cand.context_window:
             excluded[cand.model] = (
                 f"{constraints.prompt_tokens} prompt + {out} output tokens exceed its "
@@ -290,12 +295,14 @@ def eligibility(
     require_vision: np.ndarray | None = None,
     vision: np.ndarray | None = None,
     excluded: np.ndarray | None = None,
+    require_tools: np.ndarray | None = None,
+    tools: np.ndarray | None = None,
 ) -> np.ndarray:
     """Step 1 of the rules for n requests x m models -> bool array (n, m).
 
-    ``prompt_tokens``, ``require_vision``: arrays (n,); ``context_window``,
-    ``max_output_tokens``, ``vision``, ``excluded``: arrays (m,) (``excluded``: bool, the
-    caller's exclusions). Same filter as :func:`decide`."""
+    ``prompt_tokens``, ``require_vision``, ``require_tools``: arrays (n,); ``context_window``,
+    ``max_output_tokens``, ``vision``, ``tools``, ``excluded``: arrays (m,) (``excluded``: bool,
+    the caller's exclusions). Same filter as :func:`decide`."""
     prompt_tokens = np.asarray(prompt_tokens, dtype=np.int64)
     context_window = np.asarray(context_window, dtype=np.int64)
     out_tokens = (np.minimum(int(max_tokens), np.asarray(max_output_tokens, dtype=np.int64))
@@ -303,6 +310,8 @@ def eligibility(
     ok = prompt_tokens[:, None] + out_tokens[None, :] <= context_window[None, :]
     if require_vision is not None and vision is not None:
         ok &= ~(np.asarray(require_vision, bool)[:, None] & ~np.asarray(vision, bool)[None, :])
+    if require_tools is not None and tools is not None:
+        ok &= ~(np.asarray(require_tools, bool)[:, None] & ~np.asarray(tools, bool)[None, :])
     if excluded is not None:
         ok &= ~np.asarray(excluded, bool)[None, :]
     return ok

@@ -216,11 +216,13 @@ class Router:
         max_quality_gap: float | None = None,
         max_tokens: int | None = None,
         exclude: Sequence[str] = (),
+        require_tools: bool = False,
     ) -> RoutingDecision:
-        """Pick a model for one prompt or message list; see :mod:`router.policy` for the rules."""
+        """Pick a model for one prompt or message list; see :mod:`router.policy` for the rules.
+        ``require_tools``: the request carries tools (only models with the capability)."""
         return self.route_many(
             [prompt], tier=tier, min_quality=min_quality, max_cost=max_cost,
-            max_quality_gap=max_quality_gap, max_tokens=max_tokens, exclude=exclude,
+            max_quality_gap=max_quality_gap, max_tokens=max_tokens, exclude=exclude, require_tools=require_tools,
         )[0]
 
     def route_many(
@@ -233,6 +235,7 @@ class Router:
         max_quality_gap: float | None = None,
         max_tokens: int | None = None,
         exclude: Sequence[str] = (),
+        require_tools: bool = False,
     ) -> list[RoutingDecision]:
         """Route a batch (embedding and prediction are batched)."""
         excluded = frozenset(self.catalog.resolve(m) for m in exclude)
@@ -247,12 +250,13 @@ class Router:
                 Candidate(
                     model=s.name, quality=float(est.quality[i, j]), cost=float(est.cost[i, j]),
                     context_window=s.context_window, max_output_tokens=s.max_output_tokens, vision=s.vision,
+                    tools="tools" in s.capabilities,
                 )
                 for j, s in enumerate(specs)
             ]
             c = Constraints(
                 tier=tier, min_quality=min_quality, max_cost=max_cost, max_quality_gap=max_quality_gap,
-                require_vision=req.has_images or est.tasks[i].task == "vision",
+                require_vision=req.has_images or est.tasks[i].task == "vision", require_tools=require_tools,
                 prompt_tokens=req.prompt_tokens, max_tokens=max_tokens, exclude=excluded,
             )
             out.append(decide(est.tasks[i], cands, c, self.policy))

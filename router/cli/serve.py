@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..errors import ArtifactError, DataError, RouterError
 from .main import non_negative, positive_int, add_output_flags, add_router_flag, progress
 from .stats import safe_url
 from ..savings import BASELINE_MODEL
+from ..serving.client.machine import DEFAULT_DEADLINE
 
 __all__ = ["register", "cmd_serve", "build_app", "app_from_env", "resolve_for_serve", "serve_version",
            "make_reloader", "open_usage"]
@@ -49,6 +51,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "usage_journal_max_bytes": int(args.usage_journal_max_mb * 1024 * 1024),
         "auth_keys": list(args.auth_key or ()) or list(config.gateway_auth_keys()),
         "timeout": args.timeout, "max_body_bytes": args.max_body_bytes,
+        "deadline": args.deadline, "max_header_bytes": args.max_header_bytes,
         "baseline": args.baseline,
     }
 
@@ -150,6 +153,7 @@ def build_app(settings: dict[str, Any], router: Any = None) -> tuple[Any, Any]:
         router, usage=store, api_keys=tuple(settings.get("auth_keys") or ()),
         max_body_bytes=int(settings.get("max_body_bytes") or 1_000_000),
         base_url=settings.get("base_url"), api_key=api_key, timeout=float(settings.get("timeout") or 60.0),
+        deadline=float(settings.get("deadline") or DEFAULT_DEADLINE),
         baseline_model=settings.get("baseline") or BASELINE_MODEL,
         exploration=float(settings.get("exploration") or 0.0), router_version=settings.get("router_version"),
         watcher=make_reloader(settings, swap),
@@ -201,7 +205,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     say(f"router serve: {line}")
     import uvicorn
 
-    common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    from ..serving.gateway.headers import uvicorn_header_settings
+
+    common = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                  **uvicorn_header_settings(args.max_header_bytes))
     where = settings["base_url"] or "each model's catalog provider"
     say(f"router gateway on http://{args.host}:{args.port}/v1 -> {where}; usage log: "
         f"{safe_url(settings['usage_db']) if settings['usage_db'] else 'off'}"
@@ -254,6 +261,23 @@ def _positive_mb(text: str) -> float:
     return v
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return v
+
+
+def _header_bytes(text: str) -> int:
+    v = positive_int(text)
+    if v < 1024:
+        raise argparse.ArgumentTypeError(f"must be at least 1024 bytes, got {text!r}")
+    return v
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the OpenAI-compatible gateway (uvicorn)",
                        description="Run the OpenAI-compatible router gateway.")
@@ -294,6 +318,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=non_negative, default=60.0, help="per-attempt upstream timeout, seconds")
     p.add_argument("--max-body-bytes", type=positive_int, default=1_000_000,
                    help="largest request body accepted, bytes (default 1,000,000)")
+    p.add_argument("--deadline", type=_positive_seconds, default=DEFAULT_DEADLINE,
+                   help=f"seconds a request may take in all: every attempt, backoff and fallback; for a "
+                        f"stream, to its first output and between chunks (default {DEFAULT_DEADLINE:g}; a "
+                        f"request's own 'deadline' overrides it)")
+    p.add_argument("--max-header-bytes", type=_header_bytes, default=64 * 1024,
+                   help="largest request headers accepted, bytes (default 65,536; larger: 431 and the "
+                        "connection closed)")
     p.add_argument("--baseline", default=BASELINE_MODEL, help="baseline model of /v1/stats")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default warning)")

@@ -79,8 +79,14 @@ def _compiled() -> dict[str, tuple[re.Pattern[str], ...]]:
     return _COMPILED
 
 
+#: The regex and complexity passes read at most this many characters of a prompt: their answer
+#: does not change past it (complexity saturates long before), and a 1 MB prompt must not cost
+#: the event loop a quarter of a second.
+MAX_SCAN_CHARS = 32_000
+
+
 def _scores(prompt: str) -> dict[str, int]:
-    lower = prompt.lower()
+    lower = prompt[:MAX_SCAN_CHARS].lower()
     scores = {}
     for task, patterns in _compiled().items():
         score = sum(1 for p in patterns if p.search(lower))
@@ -105,7 +111,9 @@ _EASY_MARKERS = re.compile(r"\b(quick(ly)?|simple|short|one word|yes or no|brief
 
 
 def estimate_complexity(prompt: str) -> float:
-    """A length-and-marker heuristic in [0, 1] for prompts with no learned complexity model."""
+    """A length-and-marker heuristic in [0, 1] for prompts with no learned complexity model
+    (reads the first :data:`MAX_SCAN_CHARS` characters)."""
+    prompt = prompt[:MAX_SCAN_CHARS]
     words = max(1, len(prompt.split()))
     score = 0.15 + 0.12 * math.log10(words) * 2
     lower = prompt.lower()

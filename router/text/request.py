@@ -7,6 +7,7 @@ which message and what is wrong.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -23,6 +24,7 @@ IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Rough per-message overhead of chat formats (role markers), as OpenAI documents (~3-4 tokens).
 _MESSAGE_OVERHEAD = 4
+_NON_LATIN = re.compile("[^\u0000-\u024f]+")
 # An image part is billed by the provider; 765 tokens is a 1024x1024 high-detail image on gpt-4o.
 _IMAGE_TOKENS = 765
 
@@ -35,7 +37,8 @@ def estimate_tokens(text: str) -> int:
     """
     if not text:
         return 0
-    non_latin = sum(1 for ch in text if ord(ch) > 0x24F)
+    # in C: a 1 MB prompt costs ~1 ms (ASCII) to ~20 ms, not 200 as a Python loop
+    non_latin = 0 if text.isascii() else sum(map(len, _NON_LATIN.findall(text)))
     latin = len(text) - non_latin
     return max(1, math.ceil(latin / 4 + non_latin * 0.9))
 

@@ -22,16 +22,21 @@ applies to its model (``model=None`` applies to every model). Kinds:
 * ``"drop"``: close the connection without answering;
 * ``"drop_mid_stream"``: streaming: two content chunks, then an abrupt close (no ``[DONE]``);
   non-streaming: headers only, then an abrupt close;
-* ``"error_event"`` (optional ``message``): streaming: a 200 whose first event is
-  ``data: {"error": {...}}`` (a provider failing after it accepted the stream); non-streaming: a
-  500;
-* ``"reply"`` (``content``): answer normally with the given content.
+* ``"error_event"`` (optional ``message``, ``chunks``): streaming: a 200 whose first event (or
+  the one after ``chunks`` content chunks) is ``data: {"error": {...}}`` (a provider failing after
+  it accepted the stream); non-streaming: a 500;
+* ``"reply"`` (``content``): answer normally with the given content;
+* ``"hang"`` (``seconds``, default 30; ``chunks``, default 0): accept the request and send nothing
+  (for a stream with ``chunks``: that many content chunks first, then nothing) until
+  :meth:`FakeUpstream.release`, ``seconds`` or the caller closes the connection; then answer
+  normally (released or timed out). Closed connections are counted in ``hung_up``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import select
 import socket
 import struct
 import threading
@@ -44,7 +49,7 @@ from typing import Any
 
 __all__ = ["FakeUpstream", "Fault", "FAULT_KINDS", "DEFAULT_MODELS"]
 
-FAULT_KINDS = frozenset({"delay", "status", "malformed", "drop", "drop_mid_stream", "error_event", "reply"})
+FAULT_KINDS = frozenset({"delay", "status", "malformed", "drop", "drop_mid_stream", "error_event", "reply", "hang"})
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o")
 
 _ERROR_TYPES = {
@@ -219,6 +224,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
+    def _hang(self, seconds: float) -> None:
+        """Send nothing until released, ``seconds`` pass or the caller hangs up (then stop)."""
+        up = self.server.upstream
+        release = up._release
+        end = time.monotonic() + seconds
+        sock = self.connection
+        with up._lock:
+            up.hanging += 1
+        try:
+            while time.monotonic() < end and not release.is_set():
+                readable, _, _ = select.select([sock], [], [], 0.02)
+                if readable:
+                    try:
+                        data = sock.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        with up._lock:
+                            up.hung_up += 1
+                        self._abort()
+        finally:
+            with up._lock:
+                up.hanging -= 1
+
     def _check_auth(self) -> bool:
         key = self.server.upstream.api_key
         if key is None:
@@ -315,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif kind == "drop":
                 self._abort()
-            elif kind == "error_event":
+            elif kind == "error_event" and not (stream and p.get("chunks")):
                 message = p.get("message") or "Injected fault: the model is overloaded"
                 if not stream:
                     self._send_error(500, message)
@@ -328,6 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
                 scripted = str(p.get("content", ""))
             elif kind == "drop_mid_stream":
                 pass  # handled below
+            elif kind == "hang" and not (stream and p.get("chunks")):
+                self._hang(float(p.get("seconds", 30.0)))
         if scripted is None:
             scripted = up._reply_for(model)
         if scripted is None:
@@ -350,7 +381,11 @@ class _Handler(BaseHTTPRequestHandler):
         drop = fault is not None and fault.kind == "drop_mid_stream"
 
         if stream:
-            self._stream(cid, created, model, content, usage, body, drop)
+            hang = fault.params if fault is not None and fault.kind in ("hang", "error_event") \
+                and fault.params.get("chunks") else None
+            if hang is not None:
+                hang = dict(hang, kind=fault.kind)
+            self._stream(cid, created, model, content, usage, body, drop, hang)
             return
 
         if drop:
@@ -370,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
         }, [("x-request-id", f"req_{uuid.uuid4().hex[:16]}")])
 
     def _stream(self, cid: str, created: int, model: str, content: str, usage: dict, body: dict,
-                drop: bool) -> None:
+                drop: bool, hang: dict | None = None) -> None:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(choices: list, **extra) -> bytes:
@@ -393,6 +428,15 @@ class _Handler(BaseHTTPRequestHandler):
         for i, piece in enumerate(_split_content(content)):
             if drop and i == 2:
                 self._abort()
+            if hang is not None and i == int(hang["chunks"]):
+                if hang["kind"] == "hang":
+                    self._hang(float(hang.get("seconds", 30.0)))
+                else:
+                    event = {"error": {"message": hang.get("message") or "Injected fault: overloaded",
+                                       "type": "server_error", "code": "overloaded"}}
+                    self._write_chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
+                    self._write_chunk(b"")
+                    return
             self._write_chunk(chunk([{"index": 0, "delta": {"content": piece}, "logprobs": None,
                                       "finish_reason": None}]))
         if drop:  # content had fewer than 3 pieces
@@ -416,6 +460,10 @@ class FakeUpstream:
         self._replies: dict[str, str] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._release = threading.Event()
+        #: requests now held by a ``hang`` fault; connections closed by callers while held
+        self.hanging = 0
+        self.hung_up = 0
         self.started_at: float | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -434,6 +482,7 @@ class FakeUpstream:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self.release()
         self._server = self._thread = None
         server.shutdown()
         server.server_close()
@@ -520,8 +569,17 @@ class FakeUpstream:
         with self._lock:
             return self._replies.get(model)
 
+    def release(self) -> None:
+        """Let every request held by a ``hang`` fault answer (later hangs are held again)."""
+        with self._lock:
+            old, self._release = self._release, threading.Event()
+        old.set()
+
     def reset(self) -> None:
-        """Forget recorded requests and queued faults (scripted replies stay; see ``clear_replies``)."""
+        """Forget recorded requests, queued faults and hang counts, releasing held requests
+        (scripted replies stay; see ``clear_replies``)."""
+        self.release()
         with self._lock:
             self._requests.clear()
             self._faults.clear()
+            self.hung_up = 0

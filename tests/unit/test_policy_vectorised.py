@@ -21,13 +21,18 @@ def _random_case(rng, n, m):
     excluded = rng.random(m) < 0.15
     prompt_tokens = rng.integers(0, 3000, n)
     require_vision = rng.random(n) < 0.2
-    return models, quality, cost, window, max_out, vision, excluded, prompt_tokens, require_vision
+    tools = rng.random(m) < 0.6
+    require_tools = rng.random(n) < 0.3
+    return models, quality, cost, window, max_out, vision, excluded, prompt_tokens, require_vision, tools, require_tools
 
 
-def _decide_index(models, q, c, window, max_out, vision, excluded, tokens, need_vision, max_tokens, cons, cfg):
+def _decide_index(models, q, c, window, max_out, vision, excluded, tokens, need_vision, max_tokens, cons, cfg,
+                  tools, need_tools):
     cands = [Candidate(model=models[j], quality=float(q[j]), cost=float(c[j]), context_window=int(window[j]),
-                       max_output_tokens=int(max_out[j]), vision=bool(vision[j])) for j in range(len(models))]
-    c = Constraints(**cons, require_vision=bool(need_vision), prompt_tokens=int(tokens), max_tokens=max_tokens,
+                       max_output_tokens=int(max_out[j]), vision=bool(vision[j]), tools=bool(tools[j]))
+             for j in range(len(models))]
+    c = Constraints(**cons, require_vision=bool(need_vision), require_tools=bool(need_tools),
+                    prompt_tokens=int(tokens), max_tokens=max_tokens,
                     exclude=frozenset(models[j] for j in range(len(models)) if excluded[j]))
     try:
         return models.index(decide(TASK, cands, c, cfg).model)
@@ -39,12 +44,12 @@ def _decide_index(models, q, c, window, max_out, vision, excluded, tokens, need_
 def test_choose_equals_decide_on_random_inputs(seed):
     rng = np.random.default_rng(seed)
     n, m = 150, int(rng.integers(3, 9))
-    models, q, c, window, max_out, vision, excluded, tokens, need_vision = _random_case(rng, n, m)
+    models, q, c, window, max_out, vision, excluded, tokens, need_vision, tools, need_tools = _random_case(rng, n, m)
     max_tokens = [None, 50, 2000][seed % 3]
     cap = [None, 0.002, 0.004][(seed // 3) % 3]
     cfg = PolicyConfig()
     ok = eligibility(tokens, window, max_out, max_tokens=max_tokens, require_vision=need_vision,
-                     vision=vision, excluded=excluded)
+                     vision=vision, excluded=excluded, require_tools=need_tools, tools=tools)
     modes = [{"min_quality": round(float(rng.random()), 2)}, {"tier": "quality"}, {"tier": None},
              {"max_quality_gap": round(float(rng.random()) * 0.5, 2)}]
     seen = set()
@@ -56,7 +61,7 @@ def test_choose_equals_decide_on_random_inputs(seed):
             target = cons["min_quality"] if "min_quality" in cons else cfg.tiers[cons["tier"] or cfg.default_tier]
             got = choose(q, c, models, target=target, eligible=ok, max_cost=cap)
         want = [_decide_index(models, q[i], c[i], window, max_out, vision, excluded, tokens[i], need_vision[i],
-                              max_tokens, cons, cfg) for i in range(n)]
+                              max_tokens, cons, cfg, tools, need_tools[i]) for i in range(n)]
         assert got.tolist() == want, cons
         seen.update(got.tolist())
     assert len(seen) > 1  # the cases really exercise a choice

@@ -1,6 +1,8 @@
 """Per-model adaptation of a request: drop the catalog's ``unsupported_params``, clip the output
 token limit to ``max_output_tokens``, strip image parts for a model without vision, and ask
-streaming providers for the usage chunk."""
+streaming providers for the usage chunk. Tools (``tools``, ``tool_choice``, ``functions``,
+``function_call``) are never dropped: routing sends a request with tools only to a tools-capable
+model, and a named model gets them as sent (its provider may refuse them, visibly)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from typing import Any
 from ...text.request import IMAGE_PART_TYPES
 
 __all__ = ["adapt_params", "strip_images"]
+
+#: Never dropped: losing them silently changes what the answer is (a text reply, not a tool call).
+_KEEP = frozenset({"tools", "tool_choice", "functions", "function_call"})
 
 
 def _is_image(part: Any) -> bool:
@@ -36,7 +41,7 @@ def adapt_params(params: Mapping[str, Any], spec: Any, *, has_images: bool,
     p = dict(params)
     p["model"] = spec.name
     notes: list[str] = []
-    for name in sorted(spec.unsupported_params & p.keys()):
+    for name in sorted((spec.unsupported_params & p.keys()) - _KEEP):
         p.pop(name)
         notes.append(f"dropped {name}")
     for key in ("max_tokens", "max_completion_tokens"):

@@ -66,7 +66,7 @@ from ...errors import InvalidRequestError
 from ...routing import Router
 from ...tasks.taxonomy import RegexTaskClassifier
 from .drivers import drive_async, drive_sync
-from .machine import Machine
+from .machine import DEFAULT_DEADLINE, Machine
 from .options import RequestState, new_request_id
 from .learning import Explorer
 from .policies import EscalationPolicy, RetryPolicy
@@ -76,7 +76,11 @@ from .sdk_transport import SDKTransport
 from .streams import AsyncRoutedStream, RoutedStream, Tally, async_chunks, sync_chunks
 from .transport import ChatTransport
 
-__all__ = ["RoutedClient", "AsyncRoutedClient", "JsonCompletion", "JsonEventStream"]
+__all__ = ["RoutedClient", "AsyncRoutedClient", "JsonCompletion", "JsonEventStream", "LIGHT_ROUTING_TOKENS"]
+
+#: Prompts up to this many (estimated) tokens are routed on the event loop by the regex router;
+#: bigger ones, and every prompt of a learned router, in a worker thread.
+LIGHT_ROUTING_TOKENS = 4000
 
 
 class _Completions:
@@ -111,7 +115,10 @@ class _Base:
     the registered champion > cold start).
     ``transport``: a :class:`ChatTransport` (default: an SDK transport built from ``clients`` /
     ``async_clients`` and ``timeout``; give one or the other). ``sleep`` defaults to
-    ``time.sleep`` (sync) or ``asyncio.sleep`` (async).
+    ``time.sleep`` (sync) or ``asyncio.sleep`` (async). ``timeout``: seconds per attempt;
+    ``deadline``: seconds for the whole request, every attempt, backoff and fallback included
+    (a request's ``deadline`` option overrides it; ``None``: no deadline); for a stream it bounds
+    the time to the first output and each gap between chunks (async client).
 
     The learning loop: ``escalate`` is the default of the request option of the same name
     (``False``, ``"checks"`` or ``{"target", "max_steps", "agree"}``, see :mod:`.learning`);
@@ -130,7 +137,7 @@ class _Base:
                  timeout: float = 60.0, cooldown_s: float = 30.0, failure_threshold: int = 3,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None,
                  escalate: Any = "checks", exploration: float = 0.0, rng: Any = None,
-                 router_version: str | None = None):
+                 router_version: str | None = None, deadline: float | None = DEFAULT_DEADLINE):
         if router is None:
             router = Router.from_config()
         if transport is None:
@@ -141,7 +148,8 @@ class _Base:
             raise TypeError(f"transport must implement ChatTransport, got {type(transport).__name__}")
         machine = Machine(router, usage=usage, retry=retry, escalation=escalation, timeout=timeout,
                           cooldown_s=cooldown_s, failure_threshold=failure_threshold, clock=clock,
-                          explorer=Explorer(exploration, rng), escalate=escalate, router_version=router_version)
+                          explorer=Explorer(exploration, rng), escalate=escalate, router_version=router_version,
+                          deadline=deadline)
         self._shared = _Shared(machine, transport, Providers(router.catalog, base_url=base_url, api_key=api_key),
                                isinstance(router.classifier, RegexTaskClassifier))
         self._sleep = sleep if sleep is not None else self._default_sleep
@@ -322,12 +330,13 @@ class AsyncRoutedClient(_Base):
         st = m.start(kwargs, request_id or new_request_id(), client_tag)
         try:
             decision = None
+            # the regex router on a small prompt routes in microseconds: on the loop; a learned
+            # router (it embeds) or a big prompt goes to a worker thread, keeping the loop free
+            light = sh.light_routing and st.parsed.prompt_tokens <= LIGHT_ROUTING_TOKENS
             if st.auto:
-                if sh.light_routing:
-                    decision = m.first_route(st)
-                else:  # a learned router embeds: keep the event loop free
-                    decision = await asyncio.to_thread(m.first_route, st)
-            model, outcome = await drive_async(m.run(st, decision), sh.transport, sh.providers, self._sleep)
+                decision = m.first_route(st) if light else await asyncio.to_thread(m.first_route, st)
+            model, outcome = await drive_async(m.run(st, decision), sh.transport, sh.providers, self._sleep,
+                                               light)
         except BaseException as exc:
             cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
             log_failure(m.usage, st, exc, "cancelled" if cancelled else "error")

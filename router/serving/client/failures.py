@@ -7,13 +7,13 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ...errors import UpstreamError
 
-__all__ = ["Failure", "classify", "retry_after", "redact", "provider_message", "FATAL_STATUSES",
+__all__ = ["Failure", "classify", "retry_after", "redact", "redact_values", "provider_message", "FATAL_STATUSES",
            "RETRY_STATUSES"]
 
 #: The request itself is wrong: no retry, no fallback (the gateway answers 400).
@@ -22,7 +22,7 @@ FATAL_STATUSES = frozenset({400, 413, 422})
 RETRY_STATUSES = frozenset({408, 409, 429})
 
 _SECRETISH = re.compile(r"\b(?:sk|pk|rk|key|api[_-]?key)[-_][A-Za-z0-9_\-*.]{4,}", re.IGNORECASE)
-_REASONS = {"timeout": "timeout", "connection": "connection error", "malformed": "malformed response",
+_REASONS = {"timeout": "timeout", "connection": "connection error", "malformed": "malformed response", "deadline": "deadline passed",
             "stream_error": "error event", "config": "config"}
 
 
@@ -41,6 +41,21 @@ class Failure:
 def redact(text: str) -> str:
     """Provider messages may quote (part of) a key, e.g. OpenAI's 401 text: mask anything key-like."""
     return _SECRETISH.sub("[redacted]", text)
+
+
+def redact_values(text: str | None, secrets: Iterable[str]) -> str | None:
+    """``text`` with every occurrence of each secret VALUE (and of its first or last 8+
+    characters, which providers quote: ``sk-abc...wxyz``) replaced by ``[redacted]``; secrets
+    shorter than 8 characters are left alone (they would match ordinary words)."""
+    if not text:
+        return text
+    for key in secrets:
+        if not key or len(key) < 8:
+            continue
+        text = text.replace(key, "[redacted]")
+        for part in (key[:8], key[-8:]) if len(key) >= 16 else ():
+            text = text.replace(part, "[redacted]")
+    return text
 
 
 def provider_message(body: Any, fallback: str) -> str:

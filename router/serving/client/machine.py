@@ -1,14 +1,18 @@
 """The sans-I/O core: one request's retries, fallback and escalation as a generator of actions.
 
-``Machine.run(state, decision)`` yields :class:`Call` ("send this to that model") and
-:class:`Sleep` ("wait this long") and is sent a :class:`Result` for each call; it returns
+``Machine.run(state, decision)`` yields :class:`Call` ("send this to that model"),
+:class:`Sleep` ("wait this long") and :class:`Route` ("route again, without these models": a
+fallback; the async driver runs a learned router's routing off the event loop) and is sent a
+:class:`Result` for each call and the decision (or the ``NoEligibleModelError``) for each route; it returns
 ``(model, answer)`` or raises :class:`~router.errors.UpstreamError`. The sync and async drivers
 (:mod:`.drivers`) perform the actions, so both clients behave identically.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +26,10 @@ from .options import RequestState, parse_options
 from .policies import EscalationPolicy, Health, RetryPolicy
 from .records import log_rejected, response_text, tokens
 
-__all__ = ["Machine", "Call", "Sleep", "Result", "Work"]
+__all__ = ["Machine", "Call", "Sleep", "Result", "Work", "Route", "DEFAULT_DEADLINE"]
+
+#: Seconds a request may take, all attempts, fallbacks and backoff included, unless it says otherwise.
+DEFAULT_DEADLINE = 120.0
 
 
 @dataclass
@@ -39,6 +46,22 @@ class Sleep:
 
 
 @dataclass
+class Route:
+    """Route the request again with ``exclude`` left out (sent back: a decision, or the
+    exception routing raised, e.g. :class:`NoEligibleModelError`)."""
+
+    machine: Machine
+    state: RequestState
+    exclude: list[str]
+
+    def perform(self) -> Any:
+        try:
+            return self.machine.route(self.state, self.exclude)
+        except Exception as exc:  # NoEligibleModelError ends the fallback; anything else is re-raised there
+            return exc
+
+
+@dataclass
 class Result:
     ok: bool
     value: Any = None
@@ -51,7 +74,8 @@ class Machine:
 
     def __init__(self, router: Any, *, usage: Any, retry: RetryPolicy, escalation: EscalationPolicy | None,
                  timeout: float, cooldown_s: float, failure_threshold: int, clock: Callable[[], float],
-                 explorer: Explorer | None = None, escalate: Any = "checks", router_version: str | None = None):
+                 explorer: Explorer | None = None, escalate: Any = "checks", router_version: str | None = None,
+                 deadline: float | None = DEFAULT_DEADLINE):
         parse_escalate(escalate)  # a bad client default fails at construction, not per request
         self.escalate_default = escalate
         self.explorer = explorer if explorer is not None else Explorer(0.0)
@@ -62,6 +86,9 @@ class Machine:
         self.retry = retry
         self.escalation = escalation
         self.timeout = timeout
+        if deadline is not None and not (deadline > 0 and math.isfinite(deadline)):
+            raise ValueError(f"deadline must be a positive number of seconds or None, got {deadline!r}")
+        self.deadline = deadline
         self.health = Health(failure_threshold, cooldown_s, clock)
         self.rng = random.Random()
 
@@ -78,6 +105,10 @@ class Machine:
         if st.timeout is None:
             st.timeout = self.timeout
         st.router, st.router_version = router, self.router_version
+        if st.deadline is None:
+            st.deadline = self.deadline
+        if st.deadline is not None:
+            st.deadline_at = time.monotonic() + st.deadline
         return st
 
     def swap(self, router: Any, version: str | None = None) -> None:
@@ -88,8 +119,9 @@ class Machine:
     def route(self, st: RequestState, exclude: Sequence[str] = ()) -> Any:
         c = st.constraints
         router = st.router if st.router is not None else self.router
+        tools = {"require_tools": True} if st.needs_tools else {}
         return router.route(st.messages, tier=st.tier, min_quality=c.min_quality, max_cost=c.max_cost,
-                                 max_quality_gap=c.max_quality_gap, max_tokens=c.max_tokens, exclude=exclude)
+                            max_quality_gap=c.max_quality_gap, max_tokens=c.max_tokens, exclude=exclude, **tools)
 
     def first_route(self, st: RequestState) -> Any:
         cooling = self.health.cooling()
@@ -131,9 +163,10 @@ class Machine:
             if outcome is not None:
                 break
             st.failed.append(model)
-            model = self.fallback(st)
+            model = yield from self.fallback(st)
             if model is None:
-                raise self.exhausted(st)
+                left = self.time_left(st)
+                raise self.deadline_passed(st) if left is not None and left <= 0 else self.exhausted(st)
         if not st.stream:
             model, outcome = yield from self.escalate(st, model, outcome)
         return model, outcome
@@ -144,7 +177,11 @@ class Machine:
         params, notes = self.adapt(st, model)
         retry = self.retry
         for attempt in range(1, retry.max_attempts + 1):
-            res: Result = yield Call(model, params, st.stream, st.timeout)
+            left = self.time_left(st)
+            if left is not None and left <= 0:
+                raise self.deadline_passed(st)
+            timeout = st.timeout if left is None or st.timeout is None else min(st.timeout, left)
+            res: Result = yield Call(model, params, st.stream, timeout)
             entry: dict[str, Any] = {"model": model, "attempt": attempt, "latency_ms": round(res.latency_ms, 2)}
             if notes:
                 entry["adapted"] = list(notes)
@@ -168,23 +205,37 @@ class Machine:
             cooled = self.health.failure(model) if f.counts else False
             if f.fatal:
                 raise self.error(st, model, f"{model} rejected the request: {f.reason}: {f.message}")
-            if not f.retryable or attempt >= retry.max_attempts or cooled:
+            # a cooldown ends the retries only when another model can take over: a request that
+            # named its model (and has no fallback) uses all of its attempts
+            if not f.retryable or attempt >= retry.max_attempts or (cooled and self.can_fall_back(st)):
                 return None
-            yield Sleep(retry.delay(attempt, f.retry_after, self.rng))
+            pause = retry.delay(attempt, f.retry_after, self.rng)
+            left = self.time_left(st)
+            if left is not None and pause >= left:
+                raise self.deadline_passed(st)
+            yield Sleep(pause)
         return None
 
-    def fallback(self, st: RequestState) -> str | None:
-        if not self.retry.fallback:
+    def time_left(self, st: RequestState) -> float | None:
+        """Seconds left before the request's deadline (``None``: no deadline)."""
+        return None if st.deadline_at is None else st.deadline_at - time.monotonic()
+
+    def can_fall_back(self, st: RequestState) -> bool:
+        r = self.retry
+        return r.fallback and (st.decision is not None or r.fallback_explicit) and len(st.tried) <= r.max_fallbacks
+
+    def fallback(self, st: RequestState) -> Generator[Any, Any, str | None]:
+        if not self.can_fall_back(st):
             return None
-        if st.decision is None and not self.retry.fallback_explicit:
-            return None
-        if len(st.tried) > self.retry.max_fallbacks:
-            return None
+        left = self.time_left(st)
+        if left is not None and left <= 0:
+            raise self.deadline_passed(st)
         exclude = set(st.failed) | set(st.tried) | self.health.cooling()
-        try:
-            d = self.route(st, sorted(exclude))
-        except NoEligibleModelError:
+        d = yield Route(self, st, sorted(exclude))
+        if isinstance(d, NoEligibleModelError):
             return None
+        if isinstance(d, BaseException):
+            raise d
         if st.decision is None:
             st.decision = d
         return d.model
@@ -237,6 +288,15 @@ class Machine:
         return UpstreamError(message, status_code=f.status_code if f else None, model=model,
                              kind=f.kind if f else None, upstream_message=f.message if f else None,
                              request_id=st.request_id, chain=list(st.chain))
+
+    def deadline_passed(self, st: RequestState) -> UpstreamError:
+        """The request's deadline passed (the gateway answers 504)."""
+        msg = f"the request's deadline of {st.deadline:g} s passed"
+        if st.last is not None:
+            msg += f" (last error: {st.last.reason}{': ' + st.last.message if st.last.message else ''})"
+        return UpstreamError(msg, model=st.tried[-1] if st.tried else st.model, kind="deadline",
+                             upstream_message=st.last.message if st.last else None, request_id=st.request_id,
+                             chain=list(st.chain))
 
     def exhausted(self, st: RequestState) -> UpstreamError:
         per: dict[str, list[str]] = {}

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,13 +17,16 @@ from ...policy import Constraints
 from ...text.request import ParsedRequest, parse_request
 from .learning import CascadeRequest, parse_escalate, parse_explore
 
-__all__ = ["AUTO_MODELS", "OPTION_KEYS", "RequestState", "parse_options", "new_request_id"]
+__all__ = ["AUTO_MODELS", "OPTION_KEYS", "TOOL_PARAMS", "RequestState", "parse_options", "new_request_id",
+           "needs_tools"]
 
 #: The model names that ask for routing.
 AUTO_MODELS = ("auto", "auto:budget", "auto:balanced", "auto:quality")
 #: Routing options a request may carry (keyword arguments or ``extra_body["router"]``).
-OPTION_KEYS = frozenset({"max_cost", "min_quality", "max_quality_gap", "tier", "escalate", "explore"})
-_TOP_LEVEL_OPTIONS = ("max_cost", "min_quality", "max_quality_gap")
+OPTION_KEYS = frozenset({"max_cost", "min_quality", "max_quality_gap", "tier", "escalate", "explore", "deadline"})
+_TOP_LEVEL_OPTIONS = ("max_cost", "min_quality", "max_quality_gap", "deadline")
+#: Parameters that make a request need a model with the ``tools`` capability.
+TOOL_PARAMS = ("tools", "tool_choice", "functions", "function_call")
 
 
 def new_request_id() -> str:
@@ -82,6 +86,9 @@ class RequestState:
     classifier_text: str | None = None
     answer: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)  # the cascade's steps
+    deadline: float | None = None  # seconds for the whole request (all attempts and fallbacks)
+    needs_tools: bool = False  # the request carries tools: only tools-capable models may serve it
+    deadline_at: float | None = None  # time.monotonic() when the deadline passes (set by the machine)
 
     @property
     def max_cost(self) -> float | None:
@@ -109,7 +116,31 @@ def _router_options(kw: dict[str, Any], extra_body: dict[str, Any] | None) -> di
     for k in _TOP_LEVEL_OPTIONS:  # Constraints checks ranges; a bool is not a number here
         if isinstance(opts.get(k), bool):
             raise InvalidRequestError(f"router option {k} must be a number, got {opts[k]!r}")
+    d = opts.get("deadline")
+    if d is not None and not (isinstance(d, (int, float)) and math.isfinite(d) and d > 0):
+        raise InvalidRequestError(f"deadline must be a positive number of seconds, got {d!r}")
     return opts
+
+
+def needs_tools(params: Mapping[str, Any]) -> bool:
+    """Whether a request carries tools (``tools``, ``functions``, or a ``tool_choice`` /
+    ``function_call`` other than ``"none"``)."""
+    for k in TOOL_PARAMS:
+        v = params.get(k)
+        if v is not None and v != "none" and v != []:
+            return True
+    return False
+
+
+def _check_values(kw: Mapping[str, Any]) -> None:
+    """Reject what the provider cannot be sent: a non-finite number (``NaN`` is not JSON) and a
+    ``stream_options`` that is not an object."""
+    for k, v in kw.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InvalidRequestError(f"'{k}' must be a finite number, got {v!r}")
+    so = kw.get("stream_options")
+    if so is not None and not isinstance(so, Mapping):
+        raise InvalidRequestError(f"'stream_options' must be an object, got {type(so).__name__}")
 
 
 def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str | None, catalog: Any,
@@ -129,6 +160,7 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
     if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Sequence):
         raise InvalidRequestError(f"'messages' must be a list of message objects, got {type(messages).__name__}")
     parsed = parse_request(messages)
+    _check_values(kw)
 
     extra_body = kw.pop("extra_body", None)
     if extra_body is not None:
@@ -176,4 +208,5 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
         constraints=constraints, escalate=escalate, params=params, parsed=parsed,
         messages=messages, stream=stream, caller_usage=caller_usage, timeout=timeout, client_tag=client_tag,
         cascade=cascade, explore=explore,
+        deadline=opts.get("deadline"), needs_tools=needs_tools(params) or needs_tools(params.get("extra_body") or {}),
     )

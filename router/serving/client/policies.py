@@ -131,9 +131,11 @@ class Health:
         return t is not None and t > self.clock()
 
     def success(self, model: str) -> None:
-        if self._fails.get(model):
+        """A model that answered is healthy: its count and any cooldown end."""
+        if self._fails.get(model) or model in self._until:
             with self._lock:
                 self._fails[model] = 0
+                self._until.pop(model, None)
 
     def failure(self, model: str) -> bool:
         """Count a failure; True when it starts a cooldown."""

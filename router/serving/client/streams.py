@@ -4,12 +4,14 @@ tallying text and usage, and log the request once when the stream ends, breaks o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import UpstreamError
 from ...text.request import estimate_tokens
 from .failures import classify
 from .machine import Machine
@@ -46,6 +48,8 @@ class Opened:
     iterator: Any
     buffered: list[Any]
     done: bool
+    #: applied to a failure while the rest is read (the driver scrubs the endpoint's key)
+    scrub: Callable[[Exception], Exception] | None = None
 
 
 def open_sync(stream: Any) -> Opened:
@@ -151,6 +155,8 @@ def sync_chunks(opened: Opened, tally: Tally) -> Iterator[Any]:
             except Exception as exc:
                 if classify(exc).kind == "bug":
                     raise
+                if opened.scrub is not None:
+                    exc = opened.scrub(exc)
                 status, error = "error", _failed(exc)
                 yield tally.error_chunk(exc)
                 return
@@ -164,25 +170,86 @@ def sync_chunks(opened: Opened, tally: Tally) -> Iterator[Any]:
             tally.finish(status, error)
 
 
+class _Stall:
+    """Bounds the wait for each chunk to ``gap`` seconds with one timer per stream (an
+    ``asyncio.timeout`` per chunk cost ~15 us each): when it fires while the stream waits for a
+    chunk, it cancels the waiting task, which :func:`async_chunks` turns into a stall error."""
+
+    def __init__(self, gap: float):
+        self.gap = gap
+        self.loop = asyncio.get_running_loop()
+        self.since = self.loop.time()
+        self.task: asyncio.Task[Any] | None = None
+        self._fired = False
+        self.handle = self.loop.call_at(self.since + gap, self._check)
+
+    def waiting(self) -> None:
+        self.since = self.loop.time()
+        self.task = asyncio.current_task()
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.task is not None and now - self.since >= self.gap:
+            self._fired = True
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_at((self.since if self.task is not None else now) + self.gap, self._check)
+
+    def fired(self) -> bool:
+        """Whether the cancellation is the stall's (then it is taken back from the task)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return True
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+
 async def async_chunks(opened: Opened, tally: Tally) -> AsyncIterator[Any]:
     status, error = "cancelled", None
+    stall: _Stall | None = None
     try:
         for c in opened.buffered:
             if tally.see(c):
                 yield c
         if not opened.done:
+            gap, it = tally.st.deadline, opened.iterator
+            stall = _Stall(gap) if gap is not None else None
             try:
-                async for c in opened.iterator:
+                while True:
+                    try:
+                        if stall is not None:
+                            stall.waiting()
+                        c = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.CancelledError:
+                        if stall is None or not stall.fired():
+                            raise
+                        raise UpstreamError(f"the stream from {tally.model} stalled: no chunk for {gap:g} s",
+                                            model=tally.model, kind="timeout",
+                                            upstream_message=f"it stalled: no chunk for {gap:g} s") from None
+                    finally:
+                        if stall is not None:
+                            stall.task = None
                     if tally.see(c):
                         yield c
             except Exception as exc:
                 if classify(exc).kind == "bug":
                     raise
+                if opened.scrub is not None:
+                    exc = opened.scrub(exc)
                 status, error = "error", _failed(exc)
                 yield tally.error_chunk(exc)
                 return
         status = "ok"
     finally:
+        if stall is not None:
+            stall.stop()
         try:
             await opened.stream.aclose()
         except Exception:  # a failing close only loses the connection; cancellation propagates

@@ -22,9 +22,12 @@ Endpoints:
 * ``GET /v1/models``: the catalog's models plus ``auto``, ``auto:budget``, ``auto:balanced``,
   ``auto:quality``.
 * ``POST /v1/feedback``: ``{"request_id", "score": 0..1}``, ``{"request_id", "thumbs": "up"|"down"}``
-  or ``{"request_id", "rating": 1..10}`` (optional ``comment``, ``model`` and ``origin``: ``human``,
-  the default, or ``implicit``; a client cannot claim ``judge``), validated by
-  :func:`~router.serving.usage.record.client_feedback` and stored with ``UsageStore.add_feedback``.
+  or ``{"request_id", "rating": 1..10}`` (optional ``comment``, at most ``MAX_COMMENT_CHARS``
+  characters, else 413; ``model``; ``origin``: ``human``, the default, or ``implicit``; a client
+  cannot claim ``judge``), validated by :func:`~router.serving.usage.record.client_feedback` and
+  stored with ``UsageStore.add_feedback``; when several score fields are sent ``score`` >
+  ``thumbs`` > ``rating`` wins and the answer says so (``"used"``, ``"ignored"``).
+  ``GET /v1/feedback/{request_id}``: the feedback stored for a request (404 for an unknown one).
 * ``GET /v1/stats`` (``?baseline=gpt-4o&since=<unix time>``): ``UsageStore.stats``.
 * ``GET /health`` (no auth, always HTTP 200): ``{"status": "ok" | "degraded", "reasons": [...]}``,
   degraded while the usage log fails, journals or has lost rows, or every model cools down;
@@ -32,8 +35,12 @@ Endpoints:
 
 Errors are OpenAI-style bodies ``{"error": {"message", "type", "param", "code"}}``: 400 malformed
 JSON / invalid messages or options, 401 missing or wrong bearer key (when ``api_keys`` are set),
-404 unknown model or path, 413 body over ``max_body_bytes``, 502 upstream failure after retries
-and fallbacks, 504 upstream timeout. Keys are compared in constant time and never logged.
+404 unknown model or path, 413 body over ``max_body_bytes`` (checked while reading, before any
+parsing), 502 upstream failure after retries and fallbacks, 504 upstream timeout or the request's
+``deadline`` passed. Keys are compared in constant time and never logged. Every chat request
+past authentication gets a log row (status ``rejected`` for 400 / 404 / 413, wherever decided).
+A caller that hangs up cancels the work, upstream call included (row: ``cancelled``). Bodies
+over ``LARGE_BODY_BYTES`` are parsed in a worker thread; big prompts are routed off the loop.
 
 The app holds no module globals: everything lives in the closure of :func:`create_app`. Requests
 run on the event loop with :class:`~router.serving.client.AsyncRoutedClient` (a sync ``RoutedClient``
@@ -59,7 +66,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 
-from ...errors import InvalidRequestError, UnknownModelError, UsageLogError
+from ...errors import InvalidRequestError, UnknownModelError
 from ...savings import BASELINE_MODEL
 from ..client import (
     AUTO_MODELS,
@@ -72,11 +79,17 @@ from ..client import (
     RoutedClient,
     new_request_id,
 )
+from ..client.machine import DEFAULT_DEADLINE
+from ..client.records import log_rejected
+from .body import INVALID_JSON, cancel_on_disconnect, parse_json
+from .feedback import add_feedback_reader, store_feedback
 from .errors import error_response, map_exception
-from ..usage.record import client_feedback
-from .learning import feedback_param, learning_headers
+from .learning import learning_headers
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "LARGE_BODY_BYTES"]
+
+#: Bodies larger than this are parsed in a worker thread (a 1 MB body costs the loop ~10 ms).
+LARGE_BODY_BYTES = 256 * 1024
 
 #: Keys only the Python SDK understands; in a JSON body they would let a caller inject upstream
 #: headers or query strings, so the gateway drops them.
@@ -130,6 +143,7 @@ def create_app(
     retry: RetryPolicy | None = None,
     escalation: EscalationPolicy | None = EscalationPolicy(),
     timeout: float = 60.0,
+    deadline: float | None = DEFAULT_DEADLINE,
     baseline_model: str = BASELINE_MODEL,
     transport: ChatTransport | None = None,
     title: str = "LLM router gateway",
@@ -144,7 +158,9 @@ def create_app(
     ``client``: the routed client to use (sync or async); by default one is built from
     ``base_url`` / ``api_key`` (else each model's catalog provider), ``usage``, ``retry``,
     ``escalation``, ``timeout`` and ``transport`` (default: :class:`RawTransport`, which passes
-    the provider's JSON through without building SDK objects). ``usage``: the usage log (feedback, stats; the client logs to
+    the provider's JSON through without building SDK objects). ``deadline``: seconds a request
+    may take in all (attempts, backoff, fallbacks; a request's ``deadline`` overrides it).
+    ``usage``: the usage log (feedback, stats; the client logs to
     its own, which is this one when the gateway builds the client). ``api_keys``: accepted bearer
     keys (none: no auth). ``escalate``, ``exploration``, ``rng`` and ``router_version``: the
     built client's learning-loop options (see :class:`~router.serving.client.RoutedClient`).
@@ -157,7 +173,8 @@ def create_app(
         aclient = AsyncRoutedClient(router, transport=transport or RawTransport(timeout=timeout), base_url=base_url,
                                     api_key=api_key, usage=usage, retry=retry or RetryPolicy(),
                                     escalation=escalation, timeout=timeout, escalate=escalate,
-                                    exploration=exploration, rng=rng, router_version=router_version)
+                                    exploration=exploration, rng=rng, router_version=router_version,
+                                    deadline=deadline)
     elif transport is not None:
         raise ValueError("give a client or a transport, not both (the client has its own transport)")
     elif isinstance(client, RoutedClient):
@@ -215,18 +232,33 @@ def create_app(
 
     async def read_json(request: Request) -> tuple[Any, Response | None]:
         try:
-            raw = await _read_body(request, limit)
+            raw = await _read_body(request, limit)  # the size limit holds before any parsing
         except _TooLarge:
             return None, error_response(413, f"request body is larger than the limit of {limit} bytes",
                                         "invalid_request_error", "request_too_large")
         except InvalidRequestError as exc:
             return None, error_response(400, str(exc))
         try:
-            return json.loads(raw), None
-        except (ValueError, UnicodeDecodeError):
-            return None, error_response(400, "We could not parse the JSON body of your request. (HINT: this "
-                                             "likely means you aren't using your HTTP library correctly.)",
-                                        "invalid_request_error", "invalid_json")
+            if len(raw) > LARGE_BODY_BYTES:
+                return await anyio.to_thread.run_sync(parse_json, raw), None
+            return parse_json(raw), None
+        except InvalidRequestError as exc:
+            msg = str(exc)
+            return None, error_response(400, msg, "invalid_request_error",
+                                        "invalid_json" if msg == INVALID_JSON else None)
+
+    def rejected(err: Response, rid: str, body: Any, tag: str | None) -> Response:
+        """Log the row of a request the gateway rejected itself; ``err`` with the request id."""
+        model = body.get("model") if isinstance(body, dict) else None
+        stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        try:
+            message = json.loads(err.body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):  # pragma: no cover - our own bodies are well-formed
+            message = "rejected"
+        log_rejected(aclient.usage, rid, model, InvalidRequestError(message), tag, stream)
+        err.headers["x-router-request-id"] = rid
+        return err
+
 
     def from_exception(exc: BaseException, request_id: str | None = None) -> Response:
         status, message, type_, code, param = map_exception(exc)
@@ -254,25 +286,31 @@ def create_app(
         denied, tag = check_auth(request)
         if denied is not None:
             return denied
+        rid = new_request_id()
         body, err = await read_json(request)
         if err is not None:
-            return err
+            return rejected(err, rid, None, tag)
         if not isinstance(body, dict):
-            return error_response(400, "the request body must be a JSON object")
+            return rejected(error_response(400, "the request body must be a JSON object"), rid, body, tag)
         for k in _SDK_ONLY:
             body.pop(k, None)
         if tag is None and isinstance(body.get("user"), str):
             tag = "user:" + body["user"][:200]
-        rid = new_request_id()
         try:  # the client validates the request (model, messages, options) and logs rejections
             if body.get("stream"):
-                stream = await aclient.stream_json(body, request_id=rid, client_tag=tag)
+                stream = await cancel_on_disconnect(
+                    request.receive, lambda: aclient.stream_json(body, request_id=rid, client_tag=tag))
             else:
-                answer = await aclient.create_json(body, request_id=rid, client_tag=tag)
+                answer = await cancel_on_disconnect(
+                    request.receive, lambda: aclient.create_json(body, request_id=rid, client_tag=tag))
+                if answer is None:  # the caller went away: nobody reads this
+                    return Response(status_code=499)
                 return Response(answer.body, media_type=_JSON,
                                 headers=_router_headers(answer.router, answer.router.get("cost_usd")))
         except Exception as exc:
             return from_exception(exc, rid)
+        if stream is None:
+            return Response(status_code=499)
         meta = stream.router
         return StreamingResponse(
             _sse(stream), media_type="text/event-stream",
@@ -319,20 +357,9 @@ def create_app(
         body, err = await read_json(request)
         if err is not None:
             return err
-        if not isinstance(body, dict):
-            return error_response(400, "the request body must be a JSON object")
-        try:  # origin: a client cannot claim judge; score, thumbs or a 1-10 rating
-            kw = client_feedback(body)
-        except InvalidRequestError as exc:
-            return error_response(400, str(exc), param=feedback_param(str(exc)))
-        try:
-            fid = await run_in_threadpool(lambda: store.add_feedback(**kw))
-        except InvalidRequestError as exc:  # values are checked above: this is an unknown request id
-            return error_response(404, str(exc), "invalid_request_error", "request_not_found", "request_id")
-        except UsageLogError as exc:  # locked, full or gone even after retries: nothing stored
-            return error_response(503, str(exc), "server_error", "usage_unavailable")
-        return Response(json.dumps({"object": "feedback", "id": fid, "request_id": kw["request_id"],
-                                    "score": kw["score"], "origin": kw["origin"]}), media_type=_JSON)
+        return await store_feedback(store, body)
+
+    add_feedback_reader(app, store, check_auth)
 
     @app.get("/v1/stats")
     async def stats(request: Request, baseline: str | None = None, since: float | None = None) -> Response:

@@ -50,6 +50,8 @@ def map_exception(exc: BaseException) -> tuple[int, str, str, str | None, str | 
             upstream = exc.upstream_message or str(exc)
             return 400, f"the model provider rejected the request: {upstream}", "invalid_request_error", \
                 "upstream_rejected", None
+        if kind == "deadline":
+            return 504, str(exc), "server_error", "deadline_exceeded", None
         if kind == "timeout" or status in (408, 504):
             return 504, str(exc), "server_error", "upstream_timeout", None
         return 502, str(exc), "server_error", "upstream_error", None
