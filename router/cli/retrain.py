@@ -15,7 +15,7 @@ from pathlib import Path
 from .main import add_output_flags
 from .training import mlflow_flags
 
-__all__ = ["register"]
+__all__ = ["register", "parse_since"]
 
 
 def _weights(values: list[str] | None) -> dict[str, float]:
@@ -30,7 +30,8 @@ def _weights(values: list[str] | None) -> dict[str, float]:
     return out
 
 
-def _since(text: str | None) -> float | None:
+def parse_since(text: str | None) -> float | None:
+    """``--since``: epoch seconds or ISO 8601 -> epoch seconds (``None`` stays ``None``)."""
     if text is None:
         return None
     try:
@@ -38,7 +39,12 @@ def _since(text: str | None) -> float | None:
     except ValueError:
         from datetime import datetime
 
-        return datetime.fromisoformat(text).timestamp()
+        from ..errors import InvalidRequestError
+
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            raise InvalidRequestError(f"--since must be epoch seconds or an ISO 8601 time, got {text!r}") from None
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -64,7 +70,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                                  registered_model=args.registered_model)
         connect(settings)
     cfg = RetrainConfig(usage_db=args.usage_db or default_usage_db(), base=args.router, out=Path(args.out),
-                        since=_since(args.since), outcomes=[Path(p) for p in args.outcomes or []],
+                        since=parse_since(args.since), outcomes=[Path(p) for p in args.outcomes or []],
                         data=[Path(p) for p in args.data or []], embedder=args.embedder, cache=args.cache,
                         holdout=args.holdout, origin_weights=weights, cost_tolerance=args.cost_tolerance,
                         min_ess=args.min_ess)

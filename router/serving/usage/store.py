@@ -51,6 +51,7 @@ __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt"
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
 _BOOL_COLS, _FLOAT_COLS = ("escalated", "stream"), ("created_at", "cost_usd", "latency_ms")
 _OPT_FLOAT_COLS = ("predicted_quality", "propensity", "target_quality")
+_JUDGE_META = {"judge_model", "rubric_version", "rubric_sha256"}  # what a judge grade must say about itself
 
 
 class UsageStore:
@@ -247,6 +248,26 @@ class UsageStore:
         with self._engine.connect() as conn:
             return [self._from_row(r) for r in conn.execute(q)]
 
+    def record_chunks(self, since: float | None = None, until: float | None = None, *, chunk_size: int = 5000,
+                      answered: bool = False):
+        """Written records with ``since <= created_at < until``, oldest first, yielded in lists of
+        at most ``chunk_size`` (memory stays bounded by it). ``answered``: only rows whose answer
+        and text (prompt or classifier text) were stored (what a judge can grade)."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        r = self._requests
+        q = sa.select(*self._record_cols).order_by(r.c.created_at, r.c.request_id)
+        if since is not None:
+            q = q.where(r.c.created_at >= since)
+        if until is not None:
+            q = q.where(r.c.created_at < until)
+        if answered:
+            q = q.where(r.c.answer.is_not(None), sa.or_(r.c.prompt.is_not(None), r.c.classifier_text.is_not(None)))
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(q)
+            while part := result.fetchmany(chunk_size):
+                yield [self._from_row(x) for x in part]
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self._requests)).scalar() or 0)
@@ -257,7 +278,8 @@ class UsageStore:
         """Store a score in [0, 1] for a logged request; returns the feedback id.
 
         ``origin``: one of :data:`~router.serving.usage.record.ORIGINS` (the library is trusted;
-        the gateway refuses ``judge`` from clients). ``model``: the model the score is about when
+        the gateway refuses ``judge`` from clients; a ``judge`` grade must carry ``judge_model``,
+        ``rubric_version`` and ``rubric_sha256`` in ``meta``, as ``router judge`` writes them). ``model``: the model the score is about when
         it is not the one that answered (an escalation's implicit 0 for the first model).
         Raises :class:`InvalidRequestError` for a score outside [0, 1], an unknown origin or an
         unknown request id."""
@@ -266,6 +288,9 @@ class UsageStore:
             raise InvalidRequestError(f"feedback score must be a number in [0, 1], got {score!r}")
         if origin not in ORIGINS:
             raise InvalidRequestError(f"feedback origin must be one of {list(ORIGINS)}, got {origin!r}")
+        if origin == "judge" and not _JUDGE_META <= set(meta or ()):
+            raise InvalidRequestError(f"origin 'judge' feedback must carry its provenance in meta "
+                                      f"({sorted(_JUDGE_META)}): it comes from `router judge`")
         if self.get(request_id) is None:
             self.flush()  # the request may still be waiting in the queue
             if self.get(request_id) is None:
