@@ -182,6 +182,7 @@ _EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("router.cli.feedback", "register"),
     ("router.cli.retrain", "register"),
     ("router.cli.judge", "register"),
+    ("router.cli.drift", "register"),
 )
 
 
