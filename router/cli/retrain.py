@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .main import add_output_flags
+from .main import add_output_flags, positive_int
 from .training import mlflow_flags
 
 __all__ = ["register", "parse_since"]
@@ -73,7 +73,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                         since=parse_since(args.since), outcomes=[Path(p) for p in args.outcomes or []],
                         data=[Path(p) for p in args.data or []], embedder=args.embedder, cache=args.cache,
                         holdout=args.holdout, origin_weights=weights, cost_tolerance=args.cost_tolerance,
-                        min_ess=args.min_ess)
+                        min_ess=args.min_ess, sample=args.sample, seed=args.seed)
     res = retrain(cfg, progress=say)
     if settings is not None:
         from ..training.tracking.loop import register_retrained
@@ -121,6 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-tolerance", type=float, default=0.0,
                    help="allowed relative cost increase over the base at the gate (default 0)")
     p.add_argument("--min-ess", type=float, default=10.0, help="fewest effective held-back rows to decide on")
+    p.add_argument("--sample", type=positive_int, metavar="N",
+                   help="keep about N feedback rows, sampled per (task, model) stratum with compensating "
+                        "weights (bounds time and memory on a large log; default: every row)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     p.add_argument("--no-track", action="store_true", help="no MLflow: print the verdict, exit 3 on refusal")
     mlflow_flags(p)
     add_output_flags(p)
