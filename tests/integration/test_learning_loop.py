@@ -119,6 +119,6 @@ def test_retrain_with_a_sample_cap_reports_rows_per_second_per_stage(tmp_path, b
     assert code in (0, 3) and report["rows"]["sampled"]["of"] == 900 and report["rows"]["sampled"]["cap"] == 450
     assert 350 < report["rows"]["used"] < 550 and 200 < report["rows"]["unique_prompts"] <= 300
     stages = report["stages"]
-    assert set(stages) == {"read_log", "embed", "fit", "gate"} and stages["read_log"]["rows"] == 900
+    assert set(stages) == {"read_log", "task_classifier", "embed", "fit", "write", "gate"} and stages["read_log"]["rows"] == 900
     assert all(s["rows_per_s"] > 0 for s in stages.values())
     assert "stage embed:" in captured.err and "rows/s" in captured.err

@@ -179,7 +179,9 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     uniq = train.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].reset_index(drop=True)
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
     texts = uniq.prompt.tolist()
+    t = time.perf_counter()
     clf, clf_kind = _classifier(cfg, base, texts, say)
+    stage("task_classifier", len(texts), t)
     say(f"embedding {len(texts)} unique prompts (of {len(train)} rows) ...")
     t = time.perf_counter()
     X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
@@ -198,7 +200,9 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
                         "outcome_files": [str(p) for p in cfg.outcomes if str(p) != "none"]})
     candidate = Router(base.catalog, classifier=clf, quality_model=qm, cost_model=cm, policy=base.policy,
                        context_turns=base.context_turns)
+    t = time.perf_counter()
     path = candidate.save(cfg.out)
+    stage("write", 1, t)
     say(f"candidate written to {path} (whatever the gate says)")
     counts = qm.counts
     changed = {

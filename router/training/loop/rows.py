@@ -53,8 +53,8 @@ def _nan(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _rows(store: Any, models: set[str], since: float | None, rep: RowReport, origins: Counter[str],
-          unknown: Counter[str], chunk_size: int) -> Iterator[tuple]:
+def _rows(store: Any, models: set[str], since: float | None, rep: RowReport, unknown: Counter[str],
+          chunk_size: int) -> Iterator[tuple]:
     """Outcome rows from the log, one pass, in chunks."""
     for chunk in store.training_rows(since=since, chunk_size=chunk_size):
         for r in chunk:
@@ -91,7 +91,6 @@ def _rows(store: Any, models: set[str], since: float | None, rep: RowReport, ori
             if model not in models:
                 unknown[model] += 1
                 continue
-            origins[origin] += 1
             yield (pid,) + row[1:9] + (origin,) + row[9:]
 
 
@@ -139,7 +138,7 @@ def outcome_rows(store: Any, models: Collection[str], *, since: float | None = N
         raise DataError(f"the sample cap must be >= 1, got {sample}")
     if sample is not None:
         counts: Counter[Any] = Counter()
-        for row in _rows(store, models, since, RowReport(), Counter(), Counter(), chunk_size):
+        for row in _rows(store, models, since, RowReport(), Counter(), chunk_size):
             counts[(row[-1], row[2])] += 1
         if sum(counts.values()) > sample:
             rates = stratum_rates(counts, sample)
@@ -148,13 +147,14 @@ def outcome_rows(store: Any, models: Collection[str], *, since: float | None = N
     unknown: Counter[str] = Counter()
     texts: dict[str, str] = {}
     out: list[tuple] = []
-    for row in _rows(store, models, since, rep, origins, unknown, chunk_size):
+    for row in _rows(store, models, since, rep, unknown, chunk_size):
         w = float(origin_weights.get(row[9], 1.0))
         if rates is not None:
             rate = rates[(row[-1], row[2])]
             if not _keep(row[12], rate, seed):
                 continue
             w /= rate
+        origins[row[9]] += 1
         text = texts.setdefault(row[0], row[1])  # one string per kept prompt, however many rows score it
         out.append((row[0], text) + row[2:9] + (w,) + row[9:])
     rep.by_origin = dict(origins)
