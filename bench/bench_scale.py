@@ -125,12 +125,13 @@ def write_log(url: str, n: int, common: int, seed: int) -> dict:
         return {"requests": store.count(), "dropped": store.dropped, "failed": store.failed_writes}
 
 
-def embed_real(n: int, cache: Path, seed: int) -> dict:
+def embed_real(n: int, cache: Path, seed: int, spec: str | None = None) -> dict:
     from router.embedders import make_embedder, with_cache
     from router.training.fit.train import DEFAULT_EMBEDDER_SPEC
 
+    spec = spec or DEFAULT_EMBEDDER_SPEC
     texts = _texts(n, np.random.default_rng(seed + 1))
-    emb = with_cache(make_embedder(DEFAULT_EMBEDDER_SPEC), str(cache))
+    emb = with_cache(make_embedder(spec), str(cache))
     emb.encode(texts[:8])  # load the models outside the timing
     t = time.perf_counter()
     emb.encode(texts)
@@ -138,7 +139,7 @@ def embed_real(n: int, cache: Path, seed: int) -> dict:
     t = time.perf_counter()
     emb.encode(texts)
     warm = time.perf_counter() - t
-    return {"embedder": DEFAULT_EMBEDDER_SPEC, "prompts": n, "mean_chars": int(np.mean([len(x) for x in texts])),
+    return {"embedder": spec, "prompts": n, "mean_chars": int(np.mean([len(x) for x in texts])),
             "cold_per_s": round(n / cold, 1), "cached_per_s": round(n / warm, 1),
             "hours_for_1M_unique_cold": round(1e6 / (n / cold) / 3600, 2)}
 
@@ -149,6 +150,8 @@ def main() -> None:
     ap.add_argument("--common", type=int, default=100_000, help="template prompts that 70%% of requests repeat")
     ap.add_argument("--sample", type=int, default=50_000, help="retrain's --sample cap")
     ap.add_argument("--embed-n", type=int, default=300, help="prompts for the real-encoder measurement (0: skip)")
+    ap.add_argument("--embed-spec", nargs="+", default=[None],
+                    help="embedders for the real-encoder measurement (default: the project's default)")
     ap.add_argument("--db", help="usage log URL (default: a SQLite file in a temporary folder)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -176,9 +179,9 @@ def main() -> None:
             info.update(sample=args.sample, sampled=r.report["rows"]["sampled"],
                         unique_prompts=r.report["rows"]["unique_prompts"], stages=r.report["stages"],
                         verdict=r.report["gate"]["verdict"])
-        if args.embed_n:
-            with stage(res, "embed_real", args.embed_n) as info:
-                info.update(embed_real(args.embed_n, work / "emb_real.sqlite", args.seed))
+        for k, spec in enumerate(args.embed_spec if args.embed_n else []):
+            with stage(res, f"embed_real_{spec or 'default'}", args.embed_n) as info:
+                info.update(embed_real(args.embed_n, work / f"emb_real{k}.sqlite", args.seed, spec))
         print(json.dumps(res, indent=2, default=float))
     finally:
         shutil.rmtree(work, ignore_errors=True)
