@@ -144,6 +144,21 @@ def embed_real(n: int, cache: Path, seed: int, spec: str | None = None) -> dict:
             "hours_for_1M_unique_cold": round(1e6 / (n / cold) / 3600, 2)}
 
 
+def read_full(url: str, catalog: ModelCatalog) -> dict:
+    with UsageStore(url) as store:
+        df, rep = outcome_rows(store, catalog.names)
+    return {"used": rep.used, "unique_prompts": rep.unique_prompts,
+            "frame_mb": round(df.memory_usage(deep=True).sum() / 2**20, 1)}
+
+
+def retrain_sampled(url: str, base: Path, work: Path, sample: int) -> dict:
+    r = retrain(RetrainConfig(usage_db=url, base=str(base), out=work / "cand", embedder="hashing",
+                              cache=str(work / "emb.sqlite"), outcomes=[Path("none")], sample=sample),
+                progress=lambda s: print(s, file=sys.stderr, flush=True))
+    return {"sample": sample, "sampled": r.report["rows"]["sampled"], "unique_prompts": r.report["rows"]["unique_prompts"],
+            "stages": r.report["stages"], "verdict": r.report["gate"]["verdict"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -154,6 +169,9 @@ def main() -> None:
                     help="embedders for the real-encoder measurement (default: the project's default)")
     ap.add_argument("--db", help="usage log URL (default: a SQLite file in a temporary folder)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stages", nargs="+", choices=["read_full", "retrain_sampled", "embed_real"],
+                    default=["read_full", "retrain_sampled", "embed_real"],
+                    help="stages after the write (run one alone for its own peak memory: Python keeps freed memory)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     url = args.db or f"sqlite:///{work / 'usage.db'}"
@@ -166,20 +184,13 @@ def main() -> None:
         base = Router.default(catalog).save(work / "base")
         with stage(res, "write", args.rows) as info:
             info.update(write_log(url, args.rows, args.common, args.seed))
-        with stage(res, "read_full", args.rows) as info:
-            with UsageStore(url) as store:
-                df, rep = outcome_rows(store, catalog.names)
-            info.update(used=rep.used, unique_prompts=rep.unique_prompts,
-                        frame_mb=round(df.memory_usage(deep=True).sum() / 2**20, 1))
-            del df
-        with stage(res, "retrain_sampled", args.rows) as info:
-            r = retrain(RetrainConfig(usage_db=url, base=str(base), out=work / "cand", embedder="hashing",
-                                      cache=str(work / "emb.sqlite"), outcomes=[Path("none")], sample=args.sample),
-                        progress=lambda s: print(s, file=sys.stderr, flush=True))
-            info.update(sample=args.sample, sampled=r.report["rows"]["sampled"],
-                        unique_prompts=r.report["rows"]["unique_prompts"], stages=r.report["stages"],
-                        verdict=r.report["gate"]["verdict"])
-        for k, spec in enumerate(args.embed_spec if args.embed_n else []):
+        if "read_full" in args.stages:
+            with stage(res, "read_full", args.rows) as info:
+                info.update(read_full(url, catalog))
+        if "retrain_sampled" in args.stages:
+            with stage(res, "retrain_sampled", args.rows) as info:
+                info.update(retrain_sampled(url, base, work, args.sample))
+        for k, spec in enumerate(args.embed_spec if args.embed_n and "embed_real" in args.stages else []):
             with stage(res, f"embed_real_{spec or 'default'}", args.embed_n) as info:
                 info.update(embed_real(args.embed_n, work / f"emb_real{k}.sqlite", args.seed, spec))
         print(json.dumps(res, indent=2, default=float))
