@@ -279,8 +279,9 @@ class UsageStore:
 
         ``origin``: one of :data:`~router.serving.usage.record.ORIGINS` (the library is trusted;
         the gateway refuses ``judge`` from clients; a ``judge`` grade must carry ``judge_model``,
-        ``rubric_version`` and ``rubric_sha256`` in ``meta``, as ``router judge`` writes them). ``model``: the model the score is about when
-        it is not the one that answered (an escalation's implicit 0 for the first model).
+        ``rubric_version`` and ``rubric_sha256`` in ``meta``, as ``router judge`` writes them).
+        ``model``: the model the score is about when it is not the one that answered (an
+        escalation's implicit 0 for the first model).
         Raises :class:`InvalidRequestError` for a score outside [0, 1], an unknown origin or an
         unknown request id."""
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
