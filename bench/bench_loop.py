@@ -11,7 +11,13 @@ full information on the same prompts (every model's outcome), and the oracle. ε
 ε > 0. Finally a poisoned round (a batch with a share of its scores inverted, then honest
 traffic that the gate holds back) that the gate must refuse.
 
+Scenario ``mix-shift`` (:func:`mix_shift`): the champion is trained on traffic without code
+(ARC + Winogrande); then traffic shifts to mostly code (MBPP). The new traffic is logged as
+requests; ``router drift`` (its code) is asked on the old mix (control) and on the shifted one;
+a retrain on the log then routes the new traffic better (AIQ on unseen MBPP prompts).
+
     python bench/bench_loop.py [--rounds 3 --batch 400 --epsilons 0 0.2 --embedder hashing]
+                               [--scenarios rounds mix-shift]
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from router.serving.usage.store import UsageStore  # noqa: E402
 from router.training.data.outcomes import read_outcomes  # noqa: E402
 from router.training.evaluate.routing import (evaluate_routing, id_bucket, outcome_matrix,  # noqa: E402
                                               route_threshold, router_curve)
+from router.serving.usage.record import UsageRecord, hash_prompt  # noqa: E402
+from router.training.loop.drift import drift_report  # noqa: E402
 from router.training.loop.retrain import RetrainConfig, retrain  # noqa: E402
 
 
@@ -90,15 +98,19 @@ class Sim:
         self.budget = float(self.tc[rows, choice].mean())
         self.cold_point = {"cost": self.budget, "quality": float(self.tq[rows, choice].mean())}
 
-    def score(self, path: Path) -> dict:
-        pq, pc = _predict(_load(path, self.cache), self.test_prompts, self.models)
+    def score(self, path: Path, sources: set[str] | None = None) -> dict:
+        """AIQ and quality at the cold-start router's cost on the test prompts (of ``sources``)."""
+        keep = [k for k, i in enumerate(self.test_rows) if sources is None or self.m.sources[i] in sources]
+        rows = self.test_rows[keep]
+        tq, tc = self.tq[keep], self.tc[keep]
+        pq, pc = _predict(_load(path, self.cache), [self.test_prompts[k] for k in keep], self.models)
         from router.training.evaluate.routing import OutcomeMatrix
 
-        om = OutcomeMatrix([self.m.prompt_ids[i] for i in self.test_rows], self.test_prompts,
-                           [self.m.sources[i] for i in self.test_rows], self.models, self.tq, self.tc)
+        om = OutcomeMatrix([self.m.prompt_ids[i] for i in rows], [self.m.prompts[i] for i in rows],
+                           [self.m.sources[i] for i in rows], self.models, tq, tc)
         rep = evaluate_routing(om, {"r": (pq, pc)})
         best = max((p["quality"] for mode in ("threshold", "gap")
-                    for p in router_curve(pq, pc, self.tq, self.tc, mode) if p["cost"] <= self.budget + 1e-12),
+                    for p in router_curve(pq, pc, tq, tc, mode) if p["cost"] <= self.budget + 1e-12),
                    default=float("nan"))
         return {"aiq": round(rep["routers"]["r"]["aiq"], 4), "quality_at_base_cost": round(best, 4),
                 "oracle": rep["oracle"], "best_single": rep["best_single_model"]}
@@ -192,6 +204,63 @@ def run(args: argparse.Namespace) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _log_requests(sim: Sim, champion: Path, rows: list[dict], store: UsageStore) -> None:
+    """Log the bandit rows as the requests they were (the champion's task, the model answered)."""
+    r = _load(champion, sim.cache)
+    preds = r.classify([x["prompt"] for x in rows])
+    for x, p in zip(rows, preds):
+        store.log(UsageRecord(
+            request_id=f"req-{x['prompt_id']}-{x['created_at']}", created_at=float(x["created_at"]), task=p.task,
+            model=x["model"], requested_model="auto", tier=None, predicted_quality=None, prompt_tokens=0,
+            completion_tokens=0, cost_usd=x["cost"], latency_ms=1.0, status="ok", routed_model=x["model"],
+            propensity=x["propensity"], prompt=x["prompt"], prompt_hash=hash_prompt(x["prompt"]),
+            classifier_text=r.classifier_text(x["prompt"])))
+    store.flush(60)
+
+
+def mix_shift(sim: Sim, args: argparse.Namespace, work: Path) -> dict:
+    """Train on the old mix (no code), shift traffic to mostly code, ask drift, retrain."""
+    rng = np.random.default_rng(args.seed + 7)
+    old_src, new_src = {"arc-challenge", "winogrande"}, {"mbpp"}
+    pool_old = np.array([i for i in sim.pool if sim.m.sources[i] in old_src])
+    pool_new = np.array([i for i in sim.pool if sim.m.sources[i] in new_src])
+    eps, B = 0.2, args.batch
+    db = f"sqlite:///{work / 'usage_shift.db'}"
+    t_old, t_ctl, t_new = 1, 2, 3  # rounds: old mix, old mix again (control), shifted mix
+    old_rows = sim.bandit_rows(sim.cold, pool_old[:B], eps, t_old, rng)
+    with UsageStore(db, store_prompts=True) as store:
+        import_feedback(store, _write(old_rows, work / "old.jsonl"))
+        _log_requests(sim, sim.cold, old_rows, store)
+    trained_old = sim.retrain(db, sim.cold, work / "shift-old").path  # the router deployed on the old mix
+    reference = [x["prompt"] for x in old_rows]
+    ctl_rows = sim.bandit_rows(trained_old, pool_old[B: B + len(pool_new)], eps, t_ctl, rng)
+    n_new = len(pool_new)
+    mixed = list(pool_new) + list(pool_old[2 * B: 2 * B + n_new // 3])  # 75% code
+    rng.shuffle(mixed)
+    new_rows = sim.bandit_rows(trained_old, np.array(mixed), eps, t_new, rng)
+    out: dict = {"old_mix_prompts": len(old_rows), "control_prompts": len(ctl_rows), "shifted_prompts": len(new_rows),
+                 "shifted_code_share": round(n_new / len(mixed), 3)}
+    ctl_db = f"sqlite:///{work / 'usage_ctl.db'}"
+    router_old = _load(trained_old, sim.cache)
+    for name, rows, url in (("control", ctl_rows, ctl_db), ("shifted", new_rows, db)):
+        with UsageStore(url, store_prompts=True) as store:
+            _log_requests(sim, trained_old, rows, store)
+            t0 = float(min(x["created_at"] for x in rows))
+            rep = drift_report(router_old, store, since=t0, reference_texts=reference, sample=500)
+        c = rep["checks"]
+        out[f"drift_{name}"] = {"verdict": rep["verdict"]["text"], "task_tv": c["task_mix"]["tv"],
+                                "model_share_tv": c["model_share"]["tv"], "mmd2": c["embedding"]["mmd2"],
+                                "mmd2_noise_floor": c["embedding"]["mmd2_noise_floor"]}
+        print(json.dumps({f"drift_{name}": out[f"drift_{name}"]}), file=sys.stderr, flush=True)
+    with UsageStore(db) as store:
+        import_feedback(store, _write(new_rows, work / "new.jsonl"))
+    res = sim.retrain(db, trained_old, work / "shift-new", holdout=0.2)
+    out["retrain_after_shift"] = {"verdict": res.report["gate"]["verdict"], "reasons": res.reasons}
+    for name, path in (("cold_start", sim.cold), ("trained_on_old_mix", trained_old), ("retrained_after_shift", res.path)):
+        out[name] = {"code_test": sim.score(path, new_src), "old_mix_test": sim.score(path, old_src)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -201,7 +270,16 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm-onnx+use@views")
     ap.add_argument("--cache", default=None, help="embedding cache ('' disables; default the project's)")
     ap.add_argument("--seed", type=int, default=0)
-    print(json.dumps(run(ap.parse_args()), indent=2, default=float))
+    ap.add_argument("--scenarios", nargs="+", choices=["rounds", "mix-shift"], default=["rounds", "mix-shift"])
+    args = ap.parse_args()
+    out = run(args) if "rounds" in args.scenarios else {}
+    if "mix-shift" in args.scenarios:
+        work = Path(tempfile.mkdtemp(prefix="bench-shift-"))
+        try:
+            out["mix_shift"] = mix_shift(Sim(args, work), args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -181,6 +181,8 @@ _EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("router.cli.stats", "register"),
     ("router.cli.feedback", "register"),
     ("router.cli.retrain", "register"),
+    ("router.cli.judge", "register"),
+    ("router.cli.drift", "register"),
 )
 
 

@@ -12,10 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from .main import add_output_flags
+from .main import add_output_flags, positive_int
 from .training import mlflow_flags
 
-__all__ = ["register"]
+__all__ = ["register", "parse_since"]
 
 
 def _weights(values: list[str] | None) -> dict[str, float]:
@@ -30,7 +30,8 @@ def _weights(values: list[str] | None) -> dict[str, float]:
     return out
 
 
-def _since(text: str | None) -> float | None:
+def parse_since(text: str | None) -> float | None:
+    """``--since``: epoch seconds or ISO 8601 -> epoch seconds (``None`` stays ``None``)."""
     if text is None:
         return None
     try:
@@ -38,7 +39,12 @@ def _since(text: str | None) -> float | None:
     except ValueError:
         from datetime import datetime
 
-        return datetime.fromisoformat(text).timestamp()
+        from ..errors import InvalidRequestError
+
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            raise InvalidRequestError(f"--since must be epoch seconds or an ISO 8601 time, got {text!r}") from None
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -66,10 +72,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                                  registered_model=args.registered_model)
         connect(settings)
     cfg = RetrainConfig(usage_db=args.usage_db or default_usage_db(), base=args.router, out=Path(args.out),
-                        since=_since(args.since), outcomes=[Path(p) for p in args.outcomes or []],
+                        since=parse_since(args.since), outcomes=[Path(p) for p in args.outcomes or []],
                         data=[Path(p) for p in args.data or []], embedder=args.embedder, cache=args.cache,
                         holdout=args.holdout, origin_weights=weights, cost_tolerance=args.cost_tolerance,
-                        min_ess=args.min_ess)
+                        min_ess=args.min_ess, sample=args.sample, seed=args.seed)
     res = retrain(cfg, progress=say)
     if settings is not None:
         from ..training.tracking.loop import register_retrained
@@ -123,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-tolerance", type=float, default=0.0,
                    help="allowed relative cost increase over the base at the gate (default 0)")
     p.add_argument("--min-ess", type=float, default=10.0, help="fewest effective held-back rows to decide on")
+    p.add_argument("--sample", type=positive_int, metavar="N",
+                   help="keep about N feedback rows, sampled per (task, model) stratum with compensating "
+                        "weights (bounds time and memory on a large log; default: every row)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     p.add_argument("--no-track", action="store_true", help="no MLflow: print the verdict, exit 3 on refusal")
     mlflow_flags(p)
     add_output_flags(p)

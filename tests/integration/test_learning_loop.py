@@ -105,3 +105,20 @@ def test_retrain_with_mlflow_registers_a_challenger_and_promotes_on_a_pass(tmp_p
     challenger = str(client.get_model_version_by_alias("r-loop", "challenger").version)
     assert challenger == "2"
     assert champion == ("2" if second["gate"]["verdict"] == "promote" else "1")
+
+
+def test_retrain_with_a_sample_cap_reports_rows_per_second_per_stage(tmp_path, base, capsys):
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    assert main(["feedback", "import", str(write_jsonl(outcome_rows(300, seed=1), tmp_path / "o.jsonl")),
+                 "--usage-db", db]) == 0
+    capsys.readouterr()
+    code = main(["retrain", "--usage-db", db, "--router", str(base), "--out", str(tmp_path / "cand"),
+                 "--no-track", "--json", "--sample", "450", *FAST])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code in (0, 3) and report["rows"]["sampled"]["of"] == 900 and report["rows"]["sampled"]["cap"] == 450
+    assert 350 < report["rows"]["used"] < 550 and 200 < report["rows"]["unique_prompts"] <= 300
+    stages = report["stages"]
+    assert set(stages) == {"read_log", "task_classifier", "embed", "fit", "write", "gate"} and stages["read_log"]["rows"] == 900
+    assert all(s["rows_per_s"] > 0 for s in stages.values())
+    assert "stage embed:" in captured.err and "rows/s" in captured.err

@@ -35,7 +35,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from ...errors import ArtifactError, InvalidRequestError, UsageLogError
 from . import migrations as _migrations
 from .migrations import MIGRATIONS, Migration
 from .record import ORIGINS, UsageRecord, hash_prompt
+from . import reads
 from .rows import FIELDS, from_row, implicit_feedback, to_row
 from .stats import plot_stats, usage_stats
 from .engine import create_engine, file_identity, sqlite_file
@@ -59,6 +60,7 @@ __all__ = ["UsageRecord", "UsageStore", "Migration", "MIGRATIONS", "hash_prompt"
 
 log = logging.getLogger("router.serving.usage")
 _T = TypeVar("_T")
+_JUDGE_META = {"judge_model", "rubric_version", "rubric_sha256"}  # what a judge grade must say about itself
 
 
 class UsageStore:
@@ -266,6 +268,12 @@ class UsageStore:
         with self._engine.connect() as conn:
             return [from_row(r) for r in conn.execute(q)]
 
+    def record_chunks(self, since: float | None = None, until: float | None = None, *, chunk_size: int = 5000,
+                      answered: bool = False) -> Iterator[list[UsageRecord]]:
+        """Written records, oldest first, in chunks (see :func:`.reads.record_chunks`)."""
+        return reads.record_chunks(self._engine, self._requests, self._record_cols, since, until,
+                                   chunk_size=chunk_size, answered=answered)
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self._requests)).scalar() or 0)
@@ -276,8 +284,10 @@ class UsageStore:
         """Store a score in [0, 1] for a logged request; returns the feedback id.
 
         ``origin``: one of :data:`~router.serving.usage.record.ORIGINS` (the library is trusted;
-        the gateway refuses ``judge`` from clients). ``model``: the model the score is about when
-        it is not the one that answered (an escalation's implicit 0 for the first model).
+        the gateway refuses ``judge`` from clients; a ``judge`` grade must carry ``judge_model``,
+        ``rubric_version`` and ``rubric_sha256`` in ``meta``, as ``router judge`` writes them).
+        ``model``: the model the score is about when it is not the one that answered (an
+        escalation's implicit 0 for the first model).
         Raises :class:`InvalidRequestError` for a score outside [0, 1], an unknown origin or an
         unknown request id."""
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
@@ -285,6 +295,9 @@ class UsageStore:
             raise InvalidRequestError(f"feedback score must be a number in [0, 1], got {score!r}")
         if origin not in ORIGINS:
             raise InvalidRequestError(f"feedback origin must be one of {list(ORIGINS)}, got {origin!r}")
+        if origin == "judge" and not _JUDGE_META <= set(meta or ()):
+            raise InvalidRequestError(f"origin 'judge' feedback must carry its provenance in meta "
+                                      f"({sorted(_JUDGE_META)}): it comes from `router judge`")
         if self._retrying(lambda: self.get(request_id), "feedback") is None:
             self.flush()  # the request may still be waiting in the queue
             if self._retrying(lambda: self.get(request_id), "feedback") is None:
@@ -367,26 +380,9 @@ class UsageStore:
         with self._engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def training_rows(self, since: float | None = None, chunk_size: int = 5000):
-        """Feedback joined with its request (when it scores a logged one), oldest first, yielded
-        in chunks of dicts: feedback columns as they are, the request's columns prefixed ``req_``
-        (``None`` for imported outcomes). Memory stays bounded by ``chunk_size``."""
-        f, r = self._feedback, self._requests
-        req_cols = [r.c[k].label(f"req_{k}") for k in (
-            "request_id", "created_at", "task", "model", "prompt", "prompt_hash", "classifier_text",
-            "routed_model", "propensity", "explored", "candidates", "cost_usd", "prompt_tokens",
-            "completion_tokens", "chain", "escalated", "status", "router_version", "answer")]
-        q = sa.select(f, *req_cols).select_from(f.outerjoin(r, f.c.request_id == r.c.request_id))
-        if since is not None:
-            q = q.where(f.c.created_at >= since)
-        q = q.order_by(f.c.id)
-        with self._engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).execute(q)
-            while True:
-                part = result.fetchmany(chunk_size)
-                if not part:
-                    break
-                yield [dict(x._mapping) for x in part]
+    def training_rows(self, since: float | None = None, chunk_size: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Feedback joined with its request, oldest first, in chunks (see :func:`.reads.training_rows`)."""
+        return reads.training_rows(self._engine, self._feedback, self._requests, since, chunk_size)
 
     # -- statistics ------------------------------------------------------------------------
     def stats(self, catalog: ModelCatalog, baseline_model: str = "gpt-4o",

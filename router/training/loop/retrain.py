@@ -57,6 +57,9 @@ class RetrainConfig:
     shrinkage: float = 50.0
     cost_tolerance: float = 0.0
     min_ess: float = 10.0
+    sample: int | None = None  # keep about this many feedback rows (per (task, model) stratum, weighted)
+    seed: int = 0
+    chunk_size: int = 5000
 
 
 @dataclass
@@ -156,8 +159,21 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     if not 0.0 <= cfg.holdout < 1.0:
         raise DataError(f"holdout must be in [0, 1), got {cfg.holdout}")
     base = Router.load(cfg.base)
+    stages: dict[str, dict[str, float]] = {}
+
+    def stage(name: str, rows: int, t: float) -> None:
+        dt = time.perf_counter() - t
+        stages[name] = {"rows": int(rows), "seconds": round(dt, 3), "rows_per_s": round(rows / dt, 1) if dt > 0 else None}
+        say(f"stage {name}: {rows} rows in {dt:.2f}s ({rows / max(dt, 1e-9):,.0f} rows/s)")
+
+    t = time.perf_counter()
     with UsageStore(cfg.usage_db) as store:
-        fb, rows_rep = outcome_rows(store, base.models, since=cfg.since, origin_weights=cfg.origin_weights)
+        fb, rows_rep = outcome_rows(store, base.models, since=cfg.since, origin_weights=cfg.origin_weights,
+                                    sample=cfg.sample, seed=cfg.seed, chunk_size=cfg.chunk_size)
+    stage("read_log", rows_rep.feedback_rows, t)
+    if rows_rep.sampled:
+        say(f"sampled {rows_rep.sampled['kept']} of {rows_rep.sampled['of']} usable rows over "
+            f"{rows_rep.sampled['strata']} (task, model) strata (--sample {cfg.sample}; weights compensate)")
     say(f"feedback: {rows_rep.feedback_rows} rows, {rows_rep.used} usable "
         f"({', '.join(f'{k} {v}' for k, v in sorted(rows_rep.by_origin.items())) or 'none'}); "
         f"{rows_rep.hash_only} unusable (prompt stored as a hash only)")
@@ -175,9 +191,14 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     train = train.assign(prompt_index=train.prompt_id.map({p: i for i, p in enumerate(uniq.prompt_id)}))
     texts = [base.classifier_text(p) for p in uniq.prompt]  # what the router reads (few-shot dropped)
     labels = task_labels(train_fb)
+    t = time.perf_counter()
     clf, clf_kind, task_info = _classifier(cfg, base, texts, labels, say)
-    say(f"embedding {len(texts)} prompts ...")
+    stage("task_classifier", len(texts), t)
+    say(f"embedding {len(texts)} unique prompts (of {len(train)} rows) ...")
+    t = time.perf_counter()
     X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
+    stage("embed", len(texts), t)
+    t = time.perf_counter()
     tasks = clf.predict_features(X, texts)
     task_info.update(task_head_change(base.classifier, clf, X, texts, tasks, labels))
     say(f"task head: {'refitted' if task_info['refit'] else 'not refitted'}; task labels used per origin "
@@ -189,12 +210,15 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     qm = build_quality_model(base.catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C,
                              shrinkage=cfg.shrinkage, text_views=views)
     cm = build_cost_model(base.catalog, train, C)
+    stage("fit", len(train), t)
     qm.metadata.update({"retrained_from": str(cfg.base), "usage_db": store.url,
                         "feedback_rows": int(len(train_fb)), "origin_weights": dict(cfg.origin_weights),
                         "outcome_files": [str(p) for p in cfg.outcomes if str(p) != "none"]})
     candidate = Router(base.catalog, classifier=clf, quality_model=qm, cost_model=cm, policy=base.policy,
                        context_turns=base.context_turns)
+    t = time.perf_counter()
     path = candidate.save(cfg.out)
+    stage("write", 1, t)
     say(f"candidate written to {path} (whatever the gate says)")
     counts = qm.counts
     changed = {
@@ -210,12 +234,14 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
         promote, reasons = False, ["no feedback held back (holdout 0 or no feedback): nothing to gate on"]
     else:
         say(f"off-policy evaluation on {len(held)} held-back rows ...")
+        t = time.perf_counter()
         gate, info = evaluate_candidate(held, base, candidate, cost_tolerance=cfg.cost_tolerance,
                                         min_ess=cfg.min_ess)
+        stage("gate", len(held), t)
         promote, reasons = gate.promote, gate.reasons
     report = {"candidate": str(path), "base": str(cfg.base), "rows": rows_rep.to_dict(),
               "training_rows": int(len(train)), "base_training_rows": int(len(base_rows)),
               "changed": changed, "gate": {"verdict": "promote" if promote else "refuse", "reasons": reasons,
                                             "checks": gate.checks if gate else {}, **info},
-              "seconds": round(time.perf_counter() - t0, 2)}
+              "stages": stages, "seconds": round(time.perf_counter() - t0, 2)}
     return RetrainResult(path, candidate, promote, reasons, report)
