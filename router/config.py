@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
+    "compute_device",
     "PACKAGE_DIR",
     "project_dir",
     "shared_data_dir",
@@ -124,3 +125,12 @@ def router_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     value = env(environ).get("ROUTER_CACHE_DIR")
     base = Path(value) if value else project_dir(environ) / ".cache"
     return base / "routers"
+
+
+def compute_device(environ: Mapping[str, str] | None = None) -> str:
+    """``$ROUTER_DEVICE``: where the embedders run: ``auto`` (default: a GPU when one is present),
+    ``cpu`` or ``cuda``. Anything else is an error naming the variable."""
+    value = (env(environ).get("ROUTER_DEVICE") or "auto").strip().lower()
+    if value not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"$ROUTER_DEVICE must be auto, cpu or cuda, got {value!r}")
+    return value

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from .base import clip_text
+from .device import onnx_providers
 
 __all__ = ["FinetunedEmbedder", "PACKAGED_ENCODER", "packaged_encoder_dir", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
            "export_onnx_int8", "fingerprint"]
@@ -195,7 +196,7 @@ class FinetunedEmbedder:
                 self._cls = self._tok.token_to_id("[CLS]")
                 self._sep = self._tok.token_to_id("[SEP]")
                 self._session = ort.InferenceSession(str(self.folder / ONNX_FILE), opts,
-                                                     providers=["CPUExecutionProvider"])
+                                                     providers=onnx_providers())
         return self._session
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text
+from .device import torch_device
 
 __all__ = ["SentenceTransformerEmbedder", "minilm_path"]
 
@@ -26,7 +27,7 @@ def minilm_path() -> str | None:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model by hub name or local path, L2-normalised float32 output."""
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, model: str = DEFAULT_EMBEDDER, device: str | None = None, batch_size: int = 64):
         self.model = model
         self.device = device
         self.batch_size = batch_size
@@ -44,7 +45,7 @@ class SentenceTransformerEmbedder:
             if source in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
                 source = minilm_path() or source
             try:
-                self._st = SentenceTransformer(source, device=self.device)
+                self._st = SentenceTransformer(source, device=self.device or torch_device())
             except Exception as exc:
                 raise ArtifactError(
                     f"cannot load sentence-transformers model {self.model!r} ({type(exc).__name__}: {exc}); "

@@ -31,6 +31,7 @@ import numpy as np
 from ..config import default_cache_path
 from ..errors import ArtifactError
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text
+from .device import onnx_providers
 from .minilm import minilm_path
 import importlib
 import logging
@@ -272,13 +273,13 @@ class OnnxMiniLMEmbedder:
             session = None
             if path.is_file():
                 try:
-                    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    session = ort.InferenceSession(str(path), opts, providers=onnx_providers())
                 except Exception:
                     session = None  # unreadable cache entry: export it again
             if session is None:
                 self._export(path)
                 try:
-                    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    session = ort.InferenceSession(str(path), opts, providers=onnx_providers())
                 except Exception as exc:
                     raise ArtifactError(f"cannot load the exported model {path} ({type(exc).__name__}: {exc})") from None
             self._tokenizer = self._load_tokenizer(src)
