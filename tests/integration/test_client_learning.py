@@ -244,7 +244,10 @@ def test_library_feedback_takes_the_gateways_fields(make, store):
     c = make()
     rid = c.chat.completions.create(model="auto", messages=HELLO).router["request_id"]
     assert c.feedback(rid, thumbs="up") and c.feedback(rid, rating=8, comment="ok")
-    c.feedback(rid, score=0.2, origin="judge", model="gpt-4o")
+    with pytest.raises(InvalidRequestError, match="provenance"):  # a judge grade says which judge and rubric
+        c.feedback(rid, score=0.2, origin="judge", model="gpt-4o")
+    c.feedback(rid, score=0.2, origin="judge", model="gpt-4o",
+               meta={"judge_model": "gpt-4o", "rubric_version": "v1", "rubric_sha256": "0" * 64})
     got = [(f["score"], f["origin"]) for f in store.feedback(rid)]
     assert got == [(1.0, "human"), (pytest.approx(7 / 9), "human"), (0.2, "judge")]
     with pytest.raises(InvalidRequestError, match="rating"):

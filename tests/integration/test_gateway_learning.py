@@ -122,13 +122,15 @@ def test_feedback_maps_ratings_and_refuses_a_claimed_judge(router_, up, store):
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "origin"
         assert "judge" in bad.json()["error"]["message"]
         for body, param in (({"request_id": rid, "rating": 0}, "rating"), ({"request_id": rid}, "score"),
-                            ({"request_id": rid, "score": 1, "thumbs": "up"}, "score"),
                             ({"score": 1}, "request_id")):
             r = http.post("/v1/feedback", json=body)
             assert r.status_code == 400 and r.json()["error"]["param"] == param, r.json()
         r = http.post("/v1/feedback", json={"request_id": "req_unknown", "score": 1})
         assert r.status_code == 404 and r.json()["error"]["param"] == "request_id"
-    assert [(f["score"], f["origin"]) for f in store.feedback(rid)] == [(1.0, "human"), (0.0, "implicit")]
+        both = http.post("/v1/feedback", json={"request_id": rid, "score": 0.5, "thumbs": "up"}).json()
+        assert both["score"] == 0.5 and both["used"] == "score" and both["ignored"] == ["thumbs"]
+    assert [(f["score"], f["origin"]) for f in store.feedback(rid)] == [(1.0, "human"), (0.0, "implicit"),
+                                                                      (0.5, "human")]
 
 
 def test_serve_flags_reach_the_log(router_, up, tmp_path, monkeypatch):

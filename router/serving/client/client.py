@@ -177,18 +177,20 @@ class _Base:
 
     def feedback(self, request_id: str, *, score: float | None = None, thumbs: str | None = None,
                  rating: float | None = None, comment: str | None = None, origin: str = "human",
-                 model: str | None = None) -> int:
+                 model: str | None = None, meta: Mapping[str, Any] | None = None) -> int:
         """Store feedback on a logged request in the client's usage log: one of ``score`` (0..1),
         ``thumbs`` (``"up"`` / ``"down"``) or ``rating`` (1..10), mapped as the gateway's
         ``POST /v1/feedback`` maps them; ``origin`` any of the usage log's origins (the library is
-        trusted). Returns the feedback id; :class:`InvalidRequestError` names a bad value."""
+        trusted; an ``origin="judge"`` grade must carry its provenance in ``meta``: judge_model,
+        rubric_version, rubric_sha256, as ``router judge`` writes). Returns the feedback id;
+        :class:`InvalidRequestError` names a bad value."""
         from ..usage.record import score_from
 
         usage = self._shared.machine.usage
         if usage is None:
             raise InvalidRequestError("this client has no usage log: feedback cannot be stored")
         value = score_from(score=score, thumbs=thumbs, rating=rating)
-        return usage.add_feedback(request_id, value, comment, origin=origin, model=model)
+        return usage.add_feedback(request_id, value, comment, origin=origin, model=model, meta=meta)
 
     @property
     def catalog(self) -> Any:
