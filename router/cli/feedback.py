@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("file", help="JSONL file")
     q.add_argument("--usage-db", help="usage log URL (default: $ROUTER_USAGE_DB or sqlite:///router_usage.db)")
     q.add_argument("--strict", action="store_true", help="refuse the whole file when any line is bad")
-    q.add_argument("--origin", default="import", choices=["import", "human", "implicit", "judge"],
+    q.add_argument("--origin", default="import", choices=["import", "human", "implicit"],
                    help="origin of rows that name none (default: import)")
     q.add_argument("--router", help="reject models not in this router's catalog")
     q.add_argument("--catalog", help="reject models not in this catalog")

@@ -13,7 +13,7 @@ import router.serving.usage.migrations as migrations
 from router import ModelCatalog, Router
 from router.errors import DataError, InvalidRequestError
 from router.learning import explore
-from router.serving.usage.importer import import_feedback
+from router.serving.usage.importer import import_feedback, parse_feedback_line
 from router.serving.usage.record import decision_fields, score_from
 from router.serving.usage.store import UsageStore
 from router.training.loop.rows import outcome_rows
@@ -225,3 +225,14 @@ def test_a_client_cannot_claim_the_judge_origin():
                       ({"request_id": "r", "score": 1, "comment": 3}, "comment"), ([], "JSON object")):
         with pytest.raises(InvalidRequestError, match=what):
             client_feedback(bad)
+
+
+def test_import_refuses_judge_rows(url, tmp_path):
+    """Judge grades carry their judge model and rubric; a file cannot claim them."""
+    path = _write(tmp_path, [{**GOOD, "origin": "judge"}])
+    with UsageStore(url) as s:
+        rep = import_feedback(s, path, models={"cheap", "mid", "dear"})
+        assert rep.imported == 0 and "router judge" in dict(rep.errors)[1]
+        with pytest.raises(InvalidRequestError, match="not importable"):
+            parse_feedback_line(GOOD, default_origin="judge")
+        assert s.feedback() == []

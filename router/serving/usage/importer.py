@@ -101,6 +101,9 @@ def parse_feedback_line(obj: Any, *, default_origin: str = "import",
     origin = obj.get("origin", default_origin)
     if origin not in ORIGINS:
         raise InvalidRequestError(f"'origin' must be one of {list(ORIGINS)}, got {origin!r}")
+    if origin == "judge":  # a judge grade records its judge and rubric; only `router judge` writes them
+        raise InvalidRequestError("'origin' judge is not importable: judge grades are written by `router judge`, "
+                                  "which records the judge model and rubric with each; import them as 'import'")
     score = score_from(score=obj.get("score"), thumbs=obj.get("thumbs"), rating=obj.get("rating"))
     comment = _text(obj, "comment")
     model = _text(obj, "model")
