@@ -27,6 +27,15 @@ SCRIPTS = {
     "bench_routing_transfer.py": (True, True),
     "bench_routing_ceiling.py": (True, True),
     "bench_loop.py": (False, True),
+    "bench_precall.py": (True, True),
+    "bench_cascade.py": (False, True),
+    "bench_encoder.py": (False, False),
+    "bench_router_load.py": (True, False),
+    "bench_skops_heads.py": (False, False),
+    "bench_fake_upstream.py": (False, False),
+    "bench_faults.py": (False, False),
+    "bench_stats.py": (False, False),
+    "bench_scale.py": (False, False),
 }
 
 
