@@ -117,11 +117,12 @@ class Router:
         # the mark tells text views where the request's own text ends (embedders drop it)
         return text + CONTEXT_MARK + "\n\n" + "\n\n".join(t[:300] for t in picked)
 
-    def classifier_text(self, prompt: Prompt) -> str:
+    def classifier_text(self, prompt: Prompt | ParsedRequest) -> str:
         """Exactly the text the task classifier reads for ``prompt`` (the last user turn and the
         context it appends): what the usage log keeps with ``store_prompts``, so retraining
-        embeds what serving saw."""
-        return self._text_for_classifier(parse_request(prompt))
+        embeds what serving saw. A request parsed already (:class:`ParsedRequest`) is not parsed
+        again."""
+        return self._text_for_classifier(prompt if isinstance(prompt, ParsedRequest) else parse_request(prompt))
 
     def _features_and_tasks(
         self, reqs: Sequence[ParsedRequest]

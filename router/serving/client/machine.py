@@ -145,7 +145,8 @@ class Machine:
         st.decision = decision
         model = decision.model if decision is not None else st.model
         if decision is not None and st.auto and self.usage is not None:
-            st.classifier_text = (st.router or self.router).classifier_text(st.messages)
+            # from the request parsed already (the store drops it unless it keeps prompts)
+            st.classifier_text = (st.router or self.router).classifier_text(st.parsed)
         if decision is not None and st.auto and st.cascade is not None and not st.stream:
             done = yield from run_cascade(self, st, decision)
             if done is not None:
