@@ -106,33 +106,33 @@ def _split(fb: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame
 
 def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], labels: TaskLabels,
                 say: Callable[[str], None]):
-    """-> (classifier, how it was made, the task-head report)."""
+    """-> (classifier, how it was made, the task-head report, the features of ``texts`` when
+    making the classifier embedded them already, else ``None``)."""
     from ...embedders import make_embedder, with_cache
     from ...tasks.classifier import LearnedTaskClassifier, featurize
     from ..fit.train import DEFAULT_EMBEDDER_SPEC
 
     clf = base.classifier
-    if getattr(clf, "embedder", None) is not None and callable(getattr(clf, "predict_features", None)) \
-            and cfg.embedder is None:
+    if isinstance(clf, LearnedTaskClassifier) and cfg.embedder is None:
         clf.embedder = with_cache(clf.embedder, cfg.cache)
         new, info = refit_task_head(clf, labels, data=cfg.data, say=say)
         if new is not None:
-            return new, "base refitted with feedback task labels", info
+            return new, "base refitted with feedback task labels", info, None
         say(f"task classifier: the base's ({clf.embedder.name})")
-        return clf, "base", info
+        return clf, "base", info, None
     spec = cfg.embedder or DEFAULT_EMBEDDER_SPEC
     embedder = with_cache(make_embedder(spec), cfg.cache)
     new, info = refit_task_head(clf, labels, data=cfg.data, embedder=embedder, say=say)
     if new is not None:
         new.metadata["embedder_spec"] = spec
-        return new, "fitted on feedback task labels", info
+        return new, "fitted on feedback task labels", info, None
     if cfg.data:
         from ..data.datasets import default_overrides, load_labelled
         from ..fit.tasks import fit_task_classifier
 
         ds = load_labelled(list(cfg.data), overrides=default_overrides())
         say(f"task classifier: fitting on {len(ds)} labelled prompts with {embedder.name} ...")
-        return fit_task_classifier(ds, embedder, progress=say), "labelled data", info
+        return fit_task_classifier(ds, embedder, progress=say), "labelled data", info, None
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -144,7 +144,7 @@ def _classifier(cfg: RetrainConfig, base: Router, texts: list[str], labels: Task
     clf = LearnedTaskClassifier(embedder, head, threshold=1.01, metadata={
         "note": "fitted on the base classifier's labels; threshold above 1 keeps the base's (regex) answers",
         "embedder_spec": spec})
-    return clf, "base answers + embedder", info
+    return clf, "base answers + embedder", info, X
 
 
 def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -> RetrainResult:
@@ -192,11 +192,12 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     texts = [base.classifier_text(p) for p in uniq.prompt]  # what the router reads (few-shot dropped)
     labels = task_labels(train_fb)
     t = time.perf_counter()
-    clf, clf_kind, task_info = _classifier(cfg, base, texts, labels, say)
+    clf, clf_kind, task_info, X = _classifier(cfg, base, texts, labels, say)
     stage("task_classifier", len(texts), t)
-    say(f"embedding {len(texts)} unique prompts (of {len(train)} rows) ...")
     t = time.perf_counter()
-    X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
+    if X is None:  # the cold-start path embedded them already to fit its head
+        say(f"embedding {len(texts)} unique prompts (of {len(train)} rows) ...")
+        X = featurize(clf.embedder, texts, show_progress=sys.stderr.isatty())
     stage("embed", len(texts), t)
     t = time.perf_counter()
     tasks = clf.predict_features(X, texts)
@@ -204,7 +205,7 @@ def retrain(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -
     say(f"task head: {'refitted' if task_info['refit'] else 'not refitted'}; task labels used per origin "
         f"{task_info['labels_by_origin'] or 'none'}; {task_info['predictions_changed']} of {len(texts)} "
         f"training prompts change task")
-    views = len(getattr(clf.embedder, "views", ()) or getattr(getattr(clf.embedder, "inner", None), "views", ()))
+    views = len(clf.layout.views)  # the quality heads read the whole text only
     Z = quality_features(X, tasks, views)
     C = cost_features([estimate_tokens(p) for p in texts], X, tasks)
     qm = build_quality_model(base.catalog, train, Z, head=cfg.quality_head, C=cfg.quality_C,

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from ...tasks.classifier import LearnedTaskClassifier
 from ...tasks.taxonomy import TEXT_TASK_TYPES
 
 __all__ = ["MIN_LABELS_PER_TASK", "TaskLabels", "task_labels", "refit_task_head", "task_head_change"]
@@ -137,7 +138,7 @@ def task_head_change(base_clf: Any, clf: Any, X: Any, texts: list[str], tasks: l
     """How the candidate's task answers differ from the base's on the training prompts ``texts``
     (``X``: the candidate's features, ``tasks``: its predictions), and both accuracies on the
     feedback-labelled prompts."""
-    same_body = getattr(base_clf, "embedder", None) is getattr(clf, "embedder", None) is not None
+    same_body = isinstance(base_clf, LearnedTaskClassifier) and base_clf.embedder is clf.embedder
     before = base_clf.predict_features(X, texts) if same_body else base_clf.predict(texts)
     now = {t: p.task for t, p in zip(texts, tasks)}
     was = {t: p.task for t, p in zip(texts, before)}
