@@ -49,6 +49,7 @@ __all__ = [
     "Constraints",
     "Candidate",
     "decide",
+    "format_usd",
     "resolve_target",
     "eligibility",
     "choose",
@@ -186,9 +187,9 @@ def resolve_target(config: PolicyConfig, c: Constraints) -> tuple[float, str | N
     return float(config.tiers[tier]), tier
 
 
-def _usd(x: float) -> str:
-    """Dollars with six decimals, or three significant digits below a millionth (a tiny cap is
-    never shown as ``$0.000000``)."""
+def format_usd(x: float) -> str:
+    """Dollars with six decimals, or three significant digits below a millionth (never a
+    ``$0.000000`` that hides a non-zero amount, e.g. a tiny cost cap)."""
     return f"${x:.3g}" if x != 0 and abs(x) < 5e-7 else f"${x:.6f}"
 
 
@@ -224,10 +225,10 @@ def decide(
         within_cap = [c for c in eligible if c.cost <= constraints.max_cost]
         for c in eligible:
             if c.cost > constraints.max_cost:
-                excluded[c.model] = f"expected cost {_usd(c.cost)} exceeds the cap {_usd(constraints.max_cost)}"
+                excluded[c.model] = f"expected cost {format_usd(c.cost)} exceeds the cap {format_usd(constraints.max_cost)}"
         if not within_cap:
             raise NoEligibleModelError(
-                f"no eligible model fits the cost cap {_usd(constraints.max_cost)}", excluded
+                f"no eligible model fits the cost cap {format_usd(constraints.max_cost)}", excluded
             )
     by_cost = sorted(within_cap, key=lambda c: (c.cost, -c.quality, c.model))
     gap_mode = constraints.max_quality_gap is not None and constraints.min_quality is None
@@ -280,7 +281,7 @@ def _threshold_choice(by_cost: list[Candidate], target: float, constraints: Cons
     chosen = max(by_cost, key=lambda c: (c.quality, -c.cost))
     reason = (
         f"no model reached the target {target:.3f}"
-        + (f" within the cost cap {_usd(constraints.max_cost)}" if constraints.max_cost is not None else "")
+        + (f" within the cost cap {format_usd(constraints.max_cost)}" if constraints.max_cost is not None else "")
         + f"; took the best predicted quality {chosen.quality:.3f}"
     )
     return chosen, "best_within_cap", reason, target

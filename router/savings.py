@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import UnknownModelError
+from .policy import format_usd
 from .types import RoutingDecision
 
 __all__ = ["SavingsReport", "savings_report", "format_table", "format_usd", "ESTIMATE_NOTE", "BASELINE_MODEL"]
@@ -49,12 +50,6 @@ def savings_report(decisions: Sequence[RoutingDecision], baseline_model: str = B
         model_distribution=dict(Counter(d.model for d in decisions).most_common()),
         task_distribution=dict(Counter(d.task for d in decisions).most_common()),
     )
-
-
-def format_usd(x: float) -> str:
-    """Dollars with six decimals, or three significant digits below a millionth (never a
-    ``$0.000000`` that hides a non-zero amount)."""
-    return f"${x:.3g}" if x != 0 and abs(x) < 5e-7 else f"${x:.6f}"
 
 
 def _cut(text: str, width: int) -> str:
