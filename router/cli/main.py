@@ -152,7 +152,7 @@ def _number(text: str, kind: type = float) -> Any:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
 
 
-def _probability(text: str) -> float:
+def probability(text: str) -> float:
     v = _number(text)
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
@@ -193,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("route", help="pick a model for each prompt", description="Pick a model for each prompt.")
     p.add_argument("prompts", nargs="+", help="prompts ('-' reads one prompt a line from stdin)")
     p.add_argument("--tier", help="budget | balanced | quality (default: the router's default tier)")
-    p.add_argument("--min-quality", type=_probability, metavar="Q", help="explicit quality target in [0, 1]")
+    p.add_argument("--min-quality", type=probability, metavar="Q", help="explicit quality target in [0, 1]")
     p.add_argument("--max-cost", type=non_negative, metavar="USD", help="cost cap per request, USD")
-    p.add_argument("--max-quality-gap", type=_probability, metavar="GAP",
+    p.add_argument("--max-quality-gap", type=probability, metavar="GAP",
                    help="the cheapest model within GAP of the best predicted quality")
     p.add_argument("--max-tokens", type=positive_int, metavar="N",
                    help="the request's max_tokens: prompt + N must fit the chosen model's context window")

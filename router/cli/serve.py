@@ -25,7 +25,7 @@ import os
 from typing import Any
 
 from ..errors import ArtifactError, DataError, RouterError
-from .main import non_negative, positive_int, add_output_flags, add_router_flag, progress
+from .main import add_output_flags, add_router_flag, non_negative, positive_int, probability, progress
 from .stats import safe_url
 from ..savings import BASELINE_MODEL
 from ..serving.client.machine import DEFAULT_DEADLINE
@@ -244,16 +244,6 @@ def _port(text: str) -> int:
     return v
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return v
-
-
 def _positive_mb(text: str) -> float:
     v = non_negative(text)
     if v * 1024 * 1024 < 1:
@@ -305,7 +295,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "hash-only rows cannot train the router)")
     p.add_argument("--store-responses", action="store_true",
                    help="keep the answers in the log (they train the answer scorer; default: off)")
-    p.add_argument("--exploration", type=_fraction, default=0.0, metavar="EPS",
+    p.add_argument("--exploration", type=probability, default=0.0, metavar="EPS",
                    help="route a share EPS of auto requests to a model drawn uniformly among the eligible ones, "
                         "for off-policy learning (default 0; a request opts out with \"explore\": false)")
     p.add_argument("--reload-interval", type=non_negative, default=60.0, metavar="SECONDS",
