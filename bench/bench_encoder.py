@@ -47,7 +47,9 @@ def length_mix(prompts: list[str], n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def _prompts() -> list[str]:
+def pool_prompts() -> list[str]:
+    """The project's labelled prompts (plus the shared ones when present): the pool the length
+    mix draws from."""
     from router.config import shared_data_dir
     from router.training.data.datasets import default_task_files, load_labelled
 
@@ -87,7 +89,7 @@ def main() -> None:
     ap.add_argument("--embedders", default="task-minilm,minilm-onnx+use@views")
     ap.add_argument("--n", type=int, default=400)
     args = ap.parse_args()
-    mix = length_mix(_prompts(), args.n)
+    mix = length_mix(pool_prompts(), args.n)
     lens = np.array([len(p) for p in mix])
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

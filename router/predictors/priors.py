@@ -96,12 +96,20 @@ class PriorQualityModel:
 
     def __init__(self, catalog: ModelCatalog):
         self.catalog = catalog
+        self._priors: dict[tuple[str, ...], np.ndarray] = {}  # models -> prior matrix (the catalog is frozen)
+
+    def _prior_matrix(self, models: Sequence[str]) -> np.ndarray:
+        key = tuple(models)
+        priors = self._priors.get(key)
+        if priors is None:
+            priors = self._priors[key] = _prior_matrix(self.catalog, key)
+        return priors
 
     def predict_quality(
         self, texts: Sequence[str], tasks: Sequence[TaskPrediction], models: Sequence[str],
         features: np.ndarray | None = None,
     ) -> np.ndarray:
-        priors = _prior_matrix(self.catalog, models)
+        priors = self._prior_matrix(models)
         index = {t: i for i, t in enumerate(TASK_TYPES)}
         out = np.empty((len(tasks), len(models)))
         for i, tp in enumerate(tasks):
