@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_PROMPTS: list[str] = []  # set by --mix realistic
 PROMPTS = [
     "Write a Python function to merge sort an array",
     "Classify this tweet as positive or negative: I love it",
@@ -80,15 +81,18 @@ def start_upstream() -> tuple[subprocess.Popen, int]:
     return p, port
 
 
-def start_gateway(upstream_port: int, db_url: str) -> tuple[subprocess.Popen, int]:
+def start_gateway(upstream_port: int, db_url: str, root: Path = ROOT,
+                  router: str = "cold-start") -> tuple[subprocess.Popen, int]:
+    """``router serve`` from the checkout ``root`` (another checkout measures an older version
+    under the same load), routing with ``router`` ($ROUTER_MODEL: ``cold-start`` or a folder)."""
     port = free_port()
-    env = dict(os.environ, BENCH_UPSTREAM_KEY="bench", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, BENCH_UPSTREAM_KEY="bench", HF_HUB_OFFLINE="1", ROUTER_MODEL=router)
     p = subprocess.Popen(
         [sys.executable, "-m", "router", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--base-url", f"http://127.0.0.1:{upstream_port}/v1", "--api-key-env", "BENCH_UPSTREAM_KEY",
          "--usage-db", db_url, "--workers", "1"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return p, wait_for_port(p, port, "gateway", timeout=30, poll=0.05)
+        cwd=root, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return p, wait_for_port(p, port, "gateway", timeout=120, poll=0.05)
 
 
 LITELLM_CONFIG = """model_list:
@@ -193,12 +197,21 @@ class Conn:
             self.writer.close()
 
 
+def realistic_prompts(n: int = 300) -> list[str]:
+    """Prompts on real lengths (bench/bench_encoder.py's mix: median ~300 characters, a tail past
+    2,000), drawn from the project's labelled prompts."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_encoder import length_mix, pool_prompts
+
+    return length_mix(pool_prompts(), n)
+
+
 async def run_level(port: int, model: str, concurrency: int, n: int, stream: bool = False) -> dict:
     """``n`` chat completions over ``concurrency`` keep-alive connections. With ``stream``, the
     answers are SSE and the first chunk's arrival is timed too (``ttfb_*``)."""
     extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
     bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": p}], **extra}).encode()
-              for p in PROMPTS]
+              for p in _PROMPTS or PROMPTS]
     latencies: list[float] = []
     ttfb: list[float] = []
     errors = 0
@@ -276,7 +289,7 @@ async def amain(args: argparse.Namespace) -> dict:
     up_proc, up_port = start_upstream()
     gw_proc = None
     try:
-        gw_proc, gw_port = start_gateway(up_port, db_url)
+        gw_proc, gw_port = start_gateway(up_port, db_url, Path(args.root), args.router)
         st = args.stream
         for model in ("gpt-4o-mini", "auto"):  # warm up both paths (imports, pools, routing)
             await run_level(gw_port, model, 4, 100, st)
@@ -325,7 +338,8 @@ async def amain(args: argparse.Namespace) -> dict:
             finally:
                 stop_group(ll_proc)
         return {"benchmark": "gateway overhead vs direct FakeUpstream", "workers": 1, "stream": st,
-                "router": "Router.default() (cold start)", "transport": "RawTransport",
+                "router": "Router.default() (cold start)" if args.router == "cold-start" else args.router,
+                "checkout": str(args.root), "mix": args.mix, "transport": "RawTransport",
                 "pass_through_model": "gpt-4o-mini", "load_client": "asyncio raw HTTP/1.1 keep-alive",
                 "results": results, "machine": machine()}
     finally:
@@ -344,7 +358,13 @@ def main() -> None:
     ap.add_argument("--requests", default="500,1000,2000")
     ap.add_argument("--litellm", help="path to a `litellm` proxy executable to measure on the same upstream")
     ap.add_argument("--stream", action="store_true", help="SSE answers; also time the first chunk (TTFB)")
+    ap.add_argument("--mix", choices=["realistic", "short"], default="realistic",
+                    help="prompt lengths: a real mix (default) or six short prompts")
+    ap.add_argument("--root", default=str(ROOT), help="checkout whose `router serve` is measured (default: this one)")
+    ap.add_argument("--router", default="cold-start", help="$ROUTER_MODEL of the gateway: cold-start or a folder")
     args = ap.parse_args()
+    if args.mix == "realistic":
+        _PROMPTS.extend(realistic_prompts())
     print(json.dumps(asyncio.run(amain(args)), indent=2))
 
 

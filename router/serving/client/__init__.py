@@ -11,11 +11,12 @@ sans-I/O retry / fallback / escalation core), :mod:`.records` (metadata and the 
 :mod:`.streams` (stream bookkeeping), :mod:`.drivers` (the sync and async drivers).
 """
 
+from typing import Any
+
 from .client import AsyncRoutedClient, JsonCompletion, JsonEventStream, RoutedClient
 from .json_view import JsonView, RawChunk, RawCompletion
 from .options import AUTO_MODELS, new_request_id
 from .policies import DEFAULT_CHECKS, EscalationPolicy, RetryPolicy, code_placeholder, reasoning_uncertainty
-from .raw_transport import RawTransport
 from .sdk_transport import SDKTransport
 from .streams import AsyncRoutedStream, RoutedStream
 from .transport import ChatCall, ChatTransport, Endpoint
@@ -43,3 +44,13 @@ __all__ = [
     "RawCompletion",
     "RawChunk",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`RawTransport` imports httpx (~200 modules, ~0.1 s): it is loaded when first asked
+    for (the gateway does), not by ``import router``."""
+    if name == "RawTransport":
+        from .raw_transport import RawTransport
+
+        return RawTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
