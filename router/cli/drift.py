@@ -38,11 +38,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from ..config import default_usage_db
     from ..embedders import with_cache
     from ..routing import Router
+    from ..tasks.classifier import LearnedTaskClassifier
     from ..training.loop.drift import DriftThresholds, drift_report, plot_drift
 
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))  # noqa: E731
     router = Router.load(args.router)
-    if getattr(router.classifier, "embedder", None) is not None and args.cache != "":
+    if isinstance(router.classifier, LearnedTaskClassifier) and args.cache != "":
         router.classifier.embedder = with_cache(router.classifier.embedder, args.cache)
     ref = _reference(router, args.reference, say)
     with open_store(args.usage_db or default_usage_db()) as store:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import DataError
+from ...tasks.classifier import LearnedTaskClassifier
 
 __all__ = ["DriftThresholds", "drift_report", "tv_distance", "mmd2", "centroid_cosine", "plot_drift"]
 
@@ -157,10 +158,9 @@ def _feedback(store: Any, split: float) -> tuple[dict, dict]:
 
 
 def _side(router: Any, texts: list[str], embedder: Any) -> dict[str, Any]:
-    preds = router.classify(texts)
-    decisions = router.route_many(texts)
-    return {"n": len(texts), "task_mix": _shares([p.task for p in preds]),
-            "confidence": round(float(np.mean([p.confidence for p in preds])), 4),
+    decisions = router.route_many(texts)  # each carries its task prediction: no second classification pass
+    return {"n": len(texts), "task_mix": _shares([d.task for d in decisions]),
+            "confidence": round(float(np.mean([d.task_confidence for d in decisions])), 4),
             "model_share": _shares([d.model for d in decisions]),
             "X": np.asarray(embedder.encode(texts), dtype=np.float64)}
 
@@ -191,8 +191,8 @@ def drift_report(router: Any, store: Any, *, since: float | None = None, referen
     rec_texts = recent["texts"]
     say(f"drift: {recent['rows']} recent requests ({len(rec_texts)} sampled, {recent['hash_only']} hash-only) "
         f"against {ref_kind}")
-    if embedder is None:
-        embedder = getattr(router.classifier, "embedder", None)
+    if embedder is None and isinstance(router.classifier, LearnedTaskClassifier):
+        embedder = router.classifier.embedder
     if embedder is None:
         from ...embedders.hashing import HashingEmbedder
 
