@@ -180,13 +180,16 @@ class Router:
         models: Sequence[str],
         *,
         others: Sequence[Sequence[str]] | None = None,
+        precall: Sequence[float] | None = None,
     ) -> np.ndarray:
         """P(answer good) for n (prompt, answer, model) triples -> array (n,).
 
         With a trained answer scorer: its calibrated probability (``others``: other answers to
         the same prompt already in hand, as agreement evidence). Without one: the pre-call
         predicted quality of the model, 0 where the original escalation checks fire (a TODO or
-        placeholder in an answer, hedging words)."""
+        placeholder in an answer, hedging words). ``precall``: each model's pre-call predicted
+        quality when the caller has it already (a routing decision's ``predicted_quality``), so
+        the prompt is not embedded again."""
         from .predictors.answer_scorer import ANSWER_FEATURE_NAMES, answer_features
 
         reqs = [parse_request(p) for p in _as_batch(prompts, single_ok=False)]
@@ -196,9 +199,13 @@ class Router:
         if any(not isinstance(a, str) for a in answers):
             raise InvalidRequestError("answers must be strings")
         names = [self.catalog.resolve(m) for m in models]
-        est = self._estimate(reqs)
-        cols = [self.models.index(m) for m in names]
-        precall = est.quality[np.arange(len(reqs)), cols]
+        if precall is None:
+            est = self._estimate(reqs)
+            cols = [self.models.index(m) for m in names]
+            precall = est.quality[np.arange(len(reqs)), cols]
+        elif len(precall) != len(reqs):
+            raise InvalidRequestError(f"score_answers needs one precall quality per prompt; got {len(precall)}")
+        precall = np.asarray(precall, dtype=float)
         texts = [r.text for r in reqs]
         if self.answer_scorer is not None:
             return self.answer_scorer.score(texts, list(answers), names, precall, others)

@@ -41,13 +41,15 @@ class Work:
     args: tuple[Any, ...] = field(default_factory=tuple)
 
 
-def _score(router: Any, messages: Any, answers: list[str], models: list[str]) -> list[float] | None:
-    """P(good) of each answer (each scored with the others as agreement evidence), or ``None``
-    when scoring fails (the cascade then stops with what it has)."""
+def _score(router: Any, messages: Any, answers: list[str], models: list[str],
+           precall: list[float]) -> list[float] | None:
+    """P(good) of each answer (each scored with the others as agreement evidence; ``precall``:
+    the routing decision's predicted quality of each model, so the prompt is not embedded again
+    at every step), or ``None`` when scoring fails (the cascade then stops with what it has)."""
     try:
         others = [[a for j, a in enumerate(answers) if j != i] for i in range(len(answers))]
         got = router.score_answers([messages] * len(answers), answers, models,
-                                   others=others if len(answers) > 1 else None)
+                                   others=others if len(answers) > 1 else None, precall=precall)
         return [float(x) for x in got]
     except Exception:
         log.warning("scoring the cascade's answers failed; keeping the best answer so far", exc_info=True)
@@ -97,7 +99,8 @@ def run_cascade(m: Any, st: Any, decision: Any) -> Generator[Any, Any, tuple[str
             texts.append(response_text(resp))
             names.append(name)
             history.append(Attempt(name, st.cost - before, act.step, None))
-        scores = (yield Work(_score, (router, st.messages, texts, names))) if names else []
+        precall = [decision.predicted_quality[n] for n in names]
+        scores = (yield Work(_score, (router, st.messages, texts, names, precall))) if names else []
         if scores is None:
             st.steps[-1]["scores"] = None
             break
