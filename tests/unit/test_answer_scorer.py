@@ -15,27 +15,10 @@ from router.predictors.answer_scorer import (
     answer_features,
     normalise_answer,
 )
-
-RB_MODELS = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
-
-
-def _catalog(path):
-    path.write_text(json.dumps({"version": 1, "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1",
-                                                                        "api_key_env": "KEY"}}, "models": {
-        RB_MODELS[0]: {"pricing": {"input_per_1m": 10, "output_per_1m": 30}, "context_window": 128000,
-                       "max_output_tokens": 4096, "quality_priors": {"default": 0.85}},
-        RB_MODELS[1]: {"pricing": {"input_per_1m": 0.6, "output_per_1m": 0.6}, "context_window": 32000,
-                       "max_output_tokens": 4096, "quality_priors": {"default": 0.7}}}}))
-    return path
+from tests.support.routerbench_files import RB_MODELS, write_rb_catalog, write_task_file
 
 
-def _tasks(path):
-    rows = []
-    for i in range(30):
-        rows.append({"prompt": f"solve the equation {i}x + 3 = {i + 7}", "task": "math", "source": "a" if i % 2 else "b"})
-        rows.append({"prompt": f"hi, how is your day going {i}?", "task": "general", "source": "a" if i % 2 else "b"})
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
+
 
 
 def test_normalise_and_agreement_read_choice_letters():
@@ -130,8 +113,8 @@ def _csv_with_answers(path, n=120):
 def test_train_fits_the_scorer_and_eval_cascade_counts_every_call(tmp_path, capsys):
     csv = _csv_with_answers(tmp_path / "rb.csv")
     out = tmp_path / "router"
-    assert main(["train", "--out", str(out), "--data", str(_tasks(tmp_path / "t.jsonl")), "--no-shared",
-                 "--embedder", "hashing", "--cache", "", "--catalog", str(_catalog(tmp_path / "cat.json")),
+    assert main(["train", "--out", str(out), "--data", str(write_task_file(tmp_path / "t.jsonl")), "--no-shared",
+                 "--embedder", "hashing", "--cache", "", "--catalog", str(write_rb_catalog(tmp_path / "cat.json")),
                  "--outcomes", str(csv), "--no-track", "--json"]) == 0
     capsys.readouterr()
     router = Router.load(out)

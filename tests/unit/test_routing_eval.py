@@ -10,6 +10,7 @@ import pytest
 from router.cli.main import main
 from router.training.evaluate.report import _cross_fitted_baselines
 from router.training.evaluate.routing import OutcomeMatrix, evaluate_routing, id_bucket, route_gap, route_threshold
+from tests.support.routerbench_files import RB_MODELS, write_rb_catalog, write_task_file
 
 
 def test_threshold_and_gap_pick_the_cheapest_model_good_enough():
@@ -84,7 +85,6 @@ def test_cross_fitted_baselines_never_see_the_prompt_they_route():
     assert out["knn"][0][:, 0].max() > 0  # other prompts do see it
 
 
-RB_MODELS = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
 
 
 def _routerbench_csv(path, n=80):
@@ -104,30 +104,13 @@ def _routerbench_csv(path, n=80):
     return path
 
 
-def _catalog(path):
-    path.write_text(json.dumps({"version": 1, "defaults": {"provider": {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "KEY"}},
-                                "models": {
-        RB_MODELS[0]: {"pricing": {"input_per_1m": 10, "output_per_1m": 30}, "context_window": 128000,
-                       "max_output_tokens": 4096, "quality_priors": {"default": 0.85}},
-        RB_MODELS[1]: {"pricing": {"input_per_1m": 0.6, "output_per_1m": 0.6}, "context_window": 32000,
-                       "max_output_tokens": 4096, "quality_priors": {"default": 0.7}}}}))
-    return path
-
-
-def _tasks(path):
-    rows = []
-    for i in range(30):
-        rows.append({"prompt": f"solve the equation {i}x + 3 = {i + 7}", "task": "math", "source": "a" if i % 2 else "b"})
-        rows.append({"prompt": f"hi, how is your day going {i}?", "task": "general", "source": "a" if i % 2 else "b"})
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
 
 
 def test_train_with_outcomes_then_eval_writes_report_and_plot(tmp_path, capsys):
     csv = _routerbench_csv(tmp_path / "rb.csv")
     out = tmp_path / "router"
-    assert main(["train", "--out", str(out), "--data", str(_tasks(tmp_path / "t.jsonl")), "--no-shared",
-                 "--embedder", "hashing", "--cache", "", "--catalog", str(_catalog(tmp_path / "cat.json")),
+    assert main(["train", "--out", str(out), "--data", str(write_task_file(tmp_path / "t.jsonl")), "--no-shared",
+                 "--embedder", "hashing", "--cache", "", "--catalog", str(write_rb_catalog(tmp_path / "cat.json")),
                  "--outcomes", str(csv), "--no-track", "--json"]) == 0
     capsys.readouterr()
     from router import Router
