@@ -31,6 +31,7 @@ from ..persistence.pickles import dump_pickle, load_pickle
 from ..catalog.model_catalog import ModelCatalog
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES
+from . import linear
 from .priors import CatalogCostModel, PriorQualityModel
 from ..tasks.taxonomy import TEXT_TASK_TYPES
 from ..types import TaskPrediction
@@ -126,7 +127,7 @@ class LearnedQualityModel:
             if head is None:
                 continue
             classes = list(head.classes_)
-            p = head.predict_proba(Z)[:, classes.index(1)] if 1 in classes else np.zeros(len(Z))
+            p = linear.predict_proba(head, Z)[:, classes.index(1)] if 1 in classes else np.zeros(len(Z))
             n = self.counts.get(m, 0)
             w = n / (n + self.shrinkage)
             out[:, j] = w * p + (1 - w) * prior[:, j]
@@ -178,7 +179,7 @@ class LearnedCostModel:
             head = self.heads.get(m)
             if head is None:
                 continue
-            pred = np.expm1(head.predict(C)) / 1e6  # trained on log1p(micro-USD)
+            pred = np.expm1(linear.predict(head, C)) / 1e6  # trained on log1p(micro-USD)
             if max_tokens is not None:
                 spec = self.catalog[m]
                 cap = np.asarray(prompt_tokens) * spec.pricing.input_per_1m / 1e6 + \

@@ -24,6 +24,7 @@ from ..persistence.checks import confined, field, mapping, number, text_list
 from ..persistence.pickles import dump_pickle, load_pickle
 from ..embedders import Embedder, HashingEmbedder, ViewsEmbedder, make_embedder
 from ..errors import ArtifactError
+from ..predictors import linear
 from ..text.features import FEATURE_NAMES, prompt_features
 from .layout import FeatureLayout
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
@@ -93,10 +94,10 @@ class LearnedTaskClassifier:
         if len(texts) == 0:
             return []
         self.layout.check(X)
-        proba = self.head.predict_proba(X)
+        proba = linear.predict_proba(self.head, X)
         classes = self.classes
         if self.complexity_head is not None:
-            cx = np.clip(self.complexity_head.predict(X), 0.0, 1.0)
+            cx = np.clip(linear.predict(self.complexity_head, X), 0.0, 1.0)
         else:
             cx = np.array([estimate_complexity(t) for t in texts])
         low = [i for i in range(len(texts)) if proba[i].max() < self.threshold]
