@@ -12,6 +12,7 @@ from .minilm import SentenceTransformerEmbedder
 from .onnx import OnnxMiniLMEmbedder
 from .use import USEEmbedder
 from .finetuned import FinetunedEmbedder
+from .static import StaticEmbedder
 
 __all__ = ["make_embedder"]
 
@@ -20,7 +21,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
     ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package),
-    ``minilm+use``, or a
+    ``static:DIR`` (a static token-embedding folder built by ``python -m
+    router.training.fit.static``), ``minilm+use``, or a
     sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
     embedded next to the whole text (:class:`router.embedders.ViewsEmbedder`)."""
     if isinstance(spec, dict):
@@ -35,6 +37,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return HashingEmbedder(int(spec.get("n_features", 1024)))
         if kind == "finetuned":
             return FinetunedEmbedder.from_config(spec)
+        if kind == "static":
+            return StaticEmbedder.from_config(spec)
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":
@@ -59,4 +63,6 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return HashingEmbedder()
     if spec in ("task-minilm", "finetuned-minilm"):
         return FinetunedEmbedder()
+    if spec.startswith("static:"):
+        return StaticEmbedder(spec[len("static:"):])
     return SentenceTransformerEmbedder(spec)

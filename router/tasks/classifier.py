@@ -23,6 +23,7 @@ import numpy as np
 from ..persistence.checks import confined, field, mapping, number, text_list
 from ..persistence.pickles import dump_pickle, load_pickle
 from ..embedders import Embedder, HashingEmbedder, ViewsEmbedder, make_embedder
+from ..embedders.bundle import bundle_encoders, resolve_bundled
 from ..errors import ArtifactError
 from ..predictors import linear
 from ..text.features import FEATURE_NAMES, prompt_features
@@ -136,7 +137,7 @@ class LearnedTaskClassifier:
             files.append(dump_pickle(self.complexity_head, folder / "complexity.joblib"))
         config = {
             "type": self.kind,
-            "embedder": self.embedder.to_config(),
+            "embedder": bundle_encoders(self.embedder.to_config(), folder),
             "features": list(FEATURE_NAMES),
             "layout": self.layout.to_dict(),
             "threshold": self.threshold,
@@ -165,7 +166,7 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
         raise ArtifactError(f"{where}: files {files} must name head.joblib")
     threshold = number(config, "threshold", where, 0.0)
     metadata = mapping(config, "metadata", where, {})
-    spec = field(config, "embedder", dict, where) if embedder is None else None
+    spec = resolve_bundled(field(config, "embedder", dict, where), folder, where) if embedder is None else None
 
     head = load_pickle(confined(folder, "head.joblib", f"{where}.files"), "classifier")
     if [str(c) for c in head.classes_] != classes:
