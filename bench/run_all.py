@@ -36,6 +36,8 @@ SCRIPTS = {
     "bench_faults.py": (False, False),
     "bench_stats.py": (False, False),
     "bench_scale.py": (False, False),
+    "bench_static.py": (False, False),
+    "bench_scorer_features.py": (False, True),
 }
 
 
