@@ -1,8 +1,11 @@
-"""Reading and writing the pickled (joblib) heads of a router folder.
+"""Reading and writing the heads of a router folder.
 
-Unpickling runs code from the file: a router folder is code to be trusted (README). The
-folder's manifest is checked before any head is read (:mod:`router.persistence.checks`), and
-what comes out is checked to be the scikit-learn estimator its role expects."""
+Linear heads (``LogisticRegression``, ``Ridge``, ``LinearRegression``) are stored as arrays
+(``.npz``, :class:`router.predictors.linear.LinearHead`): reading one runs no code and imports no
+scikit-learn. Other estimators are pickled (joblib); unpickling runs code from the file, so a
+router folder is code to be trusted (README). The folder's manifest is checked before any head
+is read (:mod:`router.persistence.checks`), and what comes out is checked to be the head its
+role expects."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArtifactError
+from ..predictors.linear import LinearHead
 
-__all__ = ["dump_pickle", "load_pickle", "HEAD_KINDS"]
+__all__ = ["dump_head", "load_head", "dump_pickle", "load_pickle", "HEAD_KINDS"]
 
 #: What a head must be: a fitted scikit-learn estimator with these methods / attributes.
 HEAD_KINDS = {
@@ -47,3 +51,31 @@ def load_pickle(path: Path, expect: str, where: str = "") -> Any:
         raise ArtifactError(f"{path} holds a {type(obj).__module__}.{type(obj).__name__}, not a fitted "
                             f"scikit-learn {expect} (with {', '.join(needs)})")
     return obj
+
+
+def dump_head(obj: Any, path: Path) -> str:
+    """Write a fitted head next to ``path``'s name: ``<stem>.npz`` for a linear head, else the
+    pickle ``path``; returns the file name written."""
+    linear = LinearHead.from_estimator(obj)
+    if linear is None:
+        return dump_pickle(obj, path)
+    out = path.with_suffix(".npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    linear.save(out)
+    return out.name
+
+
+def load_head(path: Path, expect: str, where: str = "") -> Any:
+    """Read a head :func:`dump_head` wrote (by the file's suffix) that must be of kind ``expect``;
+    :class:`ArtifactError` naming the file when missing, corrupt or of the wrong kind."""
+    if path.suffix != ".npz":
+        return load_pickle(path, expect, where)
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing" + (f" (named by {where})" if where else ""))
+    try:
+        head = LinearHead.load(path)
+    except Exception as exc:
+        raise ArtifactError(f"{path} is corrupt or not a linear head ({type(exc).__name__}: {exc})") from None
+    if head.kind != expect:
+        raise ArtifactError(f"{path} holds a linear {head.kind}, not a {expect}")
+    return head

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ArtifactError, DataError
 from ..persistence.checks import confined, count, field, mapping, text_list
-from ..persistence.pickles import dump_pickle, load_pickle
+from ..persistence.pickles import dump_head, load_head
 
 __all__ = [
     "ANSWER_FEATURE_NAMES",
@@ -185,7 +185,7 @@ class AnswerScorer:
     def save_state(self, folder: Path) -> dict[str, Any]:
         if not hasattr(self, "head_"):
             raise ArtifactError("cannot save an unfitted answer scorer")
-        name = dump_pickle(self.head_, folder / "head.joblib")
+        name = dump_head(self.head_, folder / "head.joblib")
         return {"type": "learned", "files": [name], "models": list(self.models_), "n_train": self.n_train_,
                 "features": list(ANSWER_FEATURE_NAMES), "metadata": self.metadata}
 
@@ -205,7 +205,7 @@ def load_answer_scorer(config: dict[str, Any], folder: Path, catalog: Any = None
     scorer = AnswerScorer()
     scorer.n_train_ = count(field(config, "n_train", int, where, 0), f"{where}: 'n_train'")
     scorer.metadata = mapping(config, "metadata", where, {})
-    head = load_pickle(confined(folder, files[0], f"{where}: files[0]"), "classifier", f"{where}: files[0]")
+    head = load_head(confined(folder, files[0], f"{where}: files[0]"), "classifier", f"{where}: files[0]")
     width = len(ANSWER_FEATURE_NAMES) + len(models)
     if getattr(head, "n_features_in_", width) != width:  # scikit-learn's declared fitted attribute
         raise ArtifactError(f"{where}: 'models' lists {len(models)} models but {files[0]} reads "

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..persistence.checks import confined, count, field, mapping, number, output_tokens
-from ..persistence.pickles import dump_pickle, load_pickle
+from ..persistence.pickles import dump_head, load_head
 from ..catalog.model_catalog import ModelCatalog
 from ..errors import ArtifactError
 from ..text.features import FEATURE_NAMES
@@ -146,7 +146,7 @@ class LearnedQualityModel:
 
     def save_state(self, folder: Path) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
-        files = {m: dump_pickle(h, folder / f"quality_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
+        files = {m: dump_head(h, folder / f"quality_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "counts": self.counts, "shrinkage": self.shrinkage,
                "text_views": self.text_views, "metadata": self.metadata}
         if self.calibration:
@@ -190,7 +190,7 @@ class LearnedCostModel:
 
     def save_state(self, folder: Path) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
-        files = {m: dump_pickle(h, folder / f"cost_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
+        files = {m: dump_head(h, folder / f"cost_{i}.joblib") for i, (m, h) in enumerate(self.heads.items())}
         cfg = {"type": self.kind, "files": files, "metadata": self.metadata,
                "output_tokens": self._fallback.output_tokens}
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -198,12 +198,12 @@ class LearnedCostModel:
 
 
 def _heads(cfg: Mapping[str, Any], catalog: ModelCatalog, folder: Path, where: str, expect: str) -> dict[str, Any]:
-    """The pickled per-model heads ``cfg["files"]`` (model -> file name inside ``folder``)."""
+    """The per-model heads ``cfg["files"]`` (model -> file name inside ``folder``)."""
     files = mapping(cfg, "files", where, {})
     unknown = [m for m in files if m not in catalog]
     if unknown:
         raise ArtifactError(f"{where}: files: heads for models not in the embedded catalog: {unknown}")
-    return {m: load_pickle(confined(folder, f, f"{where}: files[{m!r}]"), expect, f"{where}: files[{m!r}]")
+    return {m: load_head(confined(folder, f, f"{where}: files[{m!r}]"), expect, f"{where}: files[{m!r}]")
             for m, f in files.items()}
 
 

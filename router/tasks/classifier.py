@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..persistence.checks import confined, field, mapping, number, text_list
-from ..persistence.pickles import dump_pickle, load_pickle
+from ..persistence.pickles import dump_head, load_head
 from ..embedders import Embedder, HashingEmbedder, ViewsEmbedder, make_embedder
 from ..embedders.bundle import bundle_encoders, resolve_bundled
 from ..errors import ArtifactError
@@ -132,9 +132,9 @@ class LearnedTaskClassifier:
 
     # -- persistence ----------------------------------------------------------------------
     def save_state(self, folder: Path) -> dict[str, Any]:
-        files = [dump_pickle(self.head, folder / "head.joblib")]
+        files = [dump_head(self.head, folder / "head.joblib")]
         if self.complexity_head is not None:
-            files.append(dump_pickle(self.complexity_head, folder / "complexity.joblib"))
+            files.append(dump_head(self.complexity_head, folder / "complexity.joblib"))
         config = {
             "type": self.kind,
             "embedder": bundle_encoders(self.embedder.to_config(), folder),
@@ -147,6 +147,10 @@ class LearnedTaskClassifier:
         }
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         return config
+
+
+_HEAD_FILES = ("head.npz", "head.joblib")
+_COMPLEXITY_FILES = ("complexity.npz", "complexity.joblib")
 
 
 def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None,
@@ -162,17 +166,19 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
     if unknown:
         raise ArtifactError(f"{where}: classes: head predicts unknown task(s) {sorted(unknown)}")
     files = text_list(config, "files", where)
-    if "head.joblib" not in files:
-        raise ArtifactError(f"{where}: files {files} must name head.joblib")
+    head_file = next((f for f in files if f in _HEAD_FILES), None)
+    if head_file is None:
+        raise ArtifactError(f"{where}: files {files} must name head.npz or head.joblib")
+    complexity_file = next((f for f in files if f in _COMPLEXITY_FILES), None)
     threshold = number(config, "threshold", where, 0.0)
     metadata = mapping(config, "metadata", where, {})
     spec = resolve_bundled(field(config, "embedder", dict, where), folder, where) if embedder is None else None
 
-    head = load_pickle(confined(folder, "head.joblib", f"{where}.files"), "classifier")
+    head = load_head(confined(folder, head_file, f"{where}.files"), "classifier")
     if [str(c) for c in head.classes_] != classes:
-        raise ArtifactError(f"{folder / 'head.joblib'} does not match its config (classes differ)")
-    complexity = (load_pickle(confined(folder, "complexity.joblib", f"{where}.files"), "regressor")
-                  if "complexity.joblib" in files else None)
+        raise ArtifactError(f"{folder / head_file} does not match its config (classes differ)")
+    complexity = (load_head(confined(folder, complexity_file, f"{where}.files"), "regressor")
+                  if complexity_file is not None else None)
     if embedder is None:
         try:
             embedder = make_embedder(spec)

@@ -54,12 +54,15 @@ def _resign(folder):
 
 
 def test_save_records_every_file_in_a_sha256_manifest(saved):
-    assert (saved / "classifier" / "complexity.joblib").is_file()  # every kind of head is there
+    assert (saved / "classifier" / "complexity.npz").is_file()  # every kind of head is there
     manifest = _config(saved)["manifest"]
     assert manifest["algorithm"] == "sha256"
     on_disk = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file())
     assert sorted(manifest["files"]) == [n for n in on_disk if n != "router.json"]
-    assert "classifier/head.joblib" in manifest["files"] and "answer_scorer/head.joblib" in manifest["files"]
+    assert "classifier/head.npz" in manifest["files"] and "answer_scorer/head.joblib" in manifest["files"]
+    # linear heads are arrays, not pickles
+    assert {"classifier/complexity.npz", "cost/cost_0.npz", "quality/quality_0.npz"} <= set(manifest["files"])
+    assert "classifier/head.joblib" not in manifest["files"]
     assert all(len(h) == 64 for h in manifest["files"].values())
 
 
@@ -84,54 +87,63 @@ def test_a_symlink_leaving_the_folder_is_refused(saved, tmp_path):
     marker = tmp_path / "ran"
     evil = tmp_path / "outside.joblib"
     joblib.dump(_Marker(marker), evil)
-    head = saved / "cost" / "cost_0.joblib"
+    head = saved / "answer_scorer" / "head.joblib"
     head.unlink()
     os.symlink(evil, head)
     cfg = _config(saved)  # even with the manifest naming the outside file's own digest
-    cfg["manifest"]["files"]["cost/cost_0.joblib"] = hashlib.sha256(evil.read_bytes()).hexdigest()
+    cfg["manifest"]["files"]["answer_scorer/head.joblib"] = hashlib.sha256(evil.read_bytes()).hexdigest()
     _write(saved, cfg)
-    with pytest.raises(ArtifactError, match="cost_0.joblib is a symlink leaving the router folder"):
+    with pytest.raises(ArtifactError, match="head.joblib is a symlink leaving the router folder"):
         Router.load(saved)
     assert not marker.exists()
 
 
 def test_a_changed_added_or_removed_file_is_refused_before_unpickling(saved, tmp_path):
     marker = tmp_path / "ran"
-    joblib.dump(_Marker(marker), saved / "quality" / "quality_0.joblib")
-    with pytest.raises(ArtifactError, match="quality_0.joblib was changed after the router was saved"):
+    joblib.dump(_Marker(marker), saved / "answer_scorer" / "head.joblib")
+    with pytest.raises(ArtifactError, match="head.joblib was changed after the router was saved"):
         Router.load(saved)
     assert not marker.exists()
     _resign(saved)  # back to a consistent folder with a bad head: the type check below catches it
-    (saved / "quality" / "quality_0.joblib").unlink()
+    (saved / "answer_scorer" / "head.joblib").unlink()
     _resign(saved)
     (saved / "quality" / "extra.joblib").write_bytes(b"x")
     with pytest.raises(ArtifactError, match=r"\['quality/extra.joblib'\] are not in the manifest"):
         Router.load(saved)
     (saved / "quality" / "extra.joblib").unlink()
-    (saved / "cost" / "cost_1.joblib").unlink()
-    with pytest.raises(ArtifactError, match="cost_1.joblib is listed in the manifest .* but missing"):
+    (saved / "cost" / "cost_1.npz").unlink()
+    with pytest.raises(ArtifactError, match="cost_1.npz is listed in the manifest .* but missing"):
         Router.load(saved)
 
 
-@pytest.mark.parametrize("payload, role, file", [
-    ({"not": "a head"}, "classifier", "head.joblib"),
-    (np.zeros(3), "classifier", "complexity.joblib"),
-    ("a string", "quality", "quality_0.joblib"),
-    (np.zeros((2, 2)), "cost", "cost_0.joblib"),
-    ({"x": 1}, "answer_scorer", "head.joblib"),
-])
-def test_what_comes_out_of_a_pickle_is_type_checked(saved, payload, role, file):
-    joblib.dump(payload, saved / role / file)
+@pytest.mark.parametrize("payload", [{"not": "a head"}, np.zeros(3), "a string"])
+def test_what_comes_out_of_a_pickle_is_type_checked(saved, payload):
+    joblib.dump(payload, saved / "answer_scorer" / "head.joblib")
     _resign(saved)
-    with pytest.raises(ArtifactError, match=rf"{role}/{file} holds a .*, not a fitted scikit-learn"):
+    with pytest.raises(ArtifactError, match=r"answer_scorer/head.joblib holds a .*, not a fitted scikit-learn"):
+        Router.load(saved)
+
+
+@pytest.mark.parametrize("role, file", [("classifier", "head.npz"), ("classifier", "complexity.npz"),
+                                        ("quality", "quality_0.npz"), ("cost", "cost_0.npz")])
+def test_linear_heads_are_read_as_arrays_never_unpickled(saved, tmp_path, role, file):
+    marker = tmp_path / "ran"
+    joblib.dump(_Marker(marker), saved / role / file)  # a pickle where the arrays belong
+    _resign(saved)
+    with pytest.raises(ArtifactError, match=rf"{role}/{file} is corrupt or not a linear head"):
+        Router.load(saved)
+    assert not marker.exists()
+    with open(saved / role / file, "wb") as f:  # arrays, but not a head's
+        np.savez(f, weights=np.ones(3))
+    _resign(saved)
+    with pytest.raises(ArtifactError, match=r"needs arrays kind, coef and intercept"):
         Router.load(saved)
 
 
 def test_a_regressor_where_a_classifier_belongs_is_refused(saved):
-    joblib.dump(joblib.load(saved / "cost" / "cost_0.joblib"), saved / "quality" / "quality_0.joblib")
+    (saved / "quality" / "quality_0.npz").write_bytes((saved / "cost" / "cost_0.npz").read_bytes())
     _resign(saved)
-    with pytest.raises(ArtifactError, match="quality_0.joblib holds a sklearn.linear_model._ridge.Ridge, "
-                                            "not a fitted scikit-learn classifier"):
+    with pytest.raises(ArtifactError, match="quality_0.npz holds a linear regressor, not a classifier"):
         Router.load(saved)
 
 

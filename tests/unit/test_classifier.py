@@ -111,7 +111,7 @@ def test_router_save_load_round_trip_with_learned_classifier(clf, tmp_path):
     r = Router(ModelCatalog.load(), classifier=clf, context_turns=2)
     path = r.save(tmp_path / "learned")
     cfg = json.loads((path / "classifier" / "config.json").read_text())
-    assert cfg["embedder"] == {"type": "hashing", "n_features": 256} and "head.joblib" in cfg["files"]
+    assert cfg["embedder"] == {"type": "hashing", "n_features": 256} and "head.npz" in cfg["files"]
     again = Router.load(path)
     prompts = ["write a python function to sort numbers", "write a poem about the moon"]
     a, b = r.classify(prompts), again.classify(prompts)
@@ -124,17 +124,17 @@ def test_corrupt_head_is_an_artifact_error(clf, tmp_path):
     from router import ModelCatalog
 
     path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r")
-    (path / "classifier" / "head.joblib").write_bytes(b"garbage")
-    with pytest.raises(ArtifactError, match="head.joblib was changed after the router was saved"):
-        Router.load(path)  # the manifest catches it before anything is unpickled
+    (path / "classifier" / "head.npz").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="head.npz was changed after the router was saved"):
+        Router.load(path)  # the manifest catches it before anything is read
     cfg = json.loads((path / "router.json").read_text())
-    del cfg["manifest"]  # a folder saved before manifests: the unpickling itself fails cleanly
+    del cfg["manifest"]  # a folder saved before manifests: reading the head itself fails cleanly
     (path / "router.json").write_text(json.dumps(cfg))
-    with pytest.raises(ArtifactError, match="head.joblib is corrupt"):
+    with pytest.raises(ArtifactError, match="head.npz is corrupt"):
         Router.load(path)
     path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r2")
-    (path / "classifier" / "complexity.joblib").unlink()
-    with pytest.raises(ArtifactError, match="complexity.joblib is listed in the manifest .* but missing"):
+    (path / "classifier" / "complexity.npz").unlink()
+    with pytest.raises(ArtifactError, match="complexity.npz is listed in the manifest .* but missing"):
         Router.load(path)
 
 
