@@ -211,3 +211,22 @@ def test_train_and_retrain_check_out_before_any_work(tmp_path, monkeypatch, caps
     assert main([a.format(out=out) for a in argv]) == 1
     assert f"{out} exists and is not a folder" in capsys.readouterr().err
     assert out.read_text() == "an existing file"
+
+
+def test_a_folder_with_pickled_linear_heads_still_loads(saved, router):
+    """Folders saved before linear heads became arrays name ``head.joblib`` and friends."""
+    from router.persistence.pickles import dump_pickle
+
+    cfg = _config(saved)
+    assert cfg["classifier"]["files"] == ["head.npz", "complexity.npz"]
+    for stem in ("head", "complexity"):
+        (saved / "classifier" / f"{stem}.npz").unlink()
+    dump_pickle(router.classifier.head, saved / "classifier" / "head.joblib")
+    dump_pickle(router.classifier.complexity_head, saved / "classifier" / "complexity.joblib")
+    cfg["classifier"]["files"] = ["head.joblib", "complexity.joblib"]
+    _write(saved, cfg)
+    _resign(saved)
+    again = Router.load(saved)
+    assert type(again.classifier.head).__name__ == "LogisticRegression"
+    prompts = ["say hello", "prove the theorem about integrals"]
+    assert [p.task for p in again.classify(prompts)] == [p.task for p in router.classify(prompts)]
