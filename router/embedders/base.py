@@ -6,14 +6,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ArtifactError
 from ..text.views import CONTEXT_MARK
 
-__all__ = ["Embedder", "clip_text", "CLIP_VERSION", "DEFAULT_EMBEDDER"]
+__all__ = ["Embedder", "clip_text", "files_fingerprint", "read_folder_config", "CLIP_VERSION", "DEFAULT_EMBEDDER"]
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _MAX_CHARS, _HEAD, _TAIL = 1000, 600, 380
@@ -30,6 +34,38 @@ def clip_text(text: str) -> str:
     if len(text) <= _MAX_CHARS:
         return text
     return text[:_HEAD] + "\n...\n" + text[-_TAIL:]
+
+
+def files_fingerprint(folder: str | Path, names: Sequence[str], what: str) -> str:
+    """sha256 over the named files of an encoder folder (name and bytes), first 12 hex digits;
+    :class:`ArtifactError` naming the missing file (``what``: the kind of folder, for the message)."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for name in names:
+        p = folder / name
+        if not p.is_file():
+            raise ArtifactError(f"{what} folder {folder} lacks {name}")
+        h.update(name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def read_folder_config(folder: Path, name: str, what: str, required: Sequence[str]) -> dict[str, Any]:
+    """An encoder folder's JSON config ``folder/name`` with the ``required`` fields;
+    :class:`ArtifactError` naming the file and what is wrong (``what``: the kind of folder)."""
+    path = folder / name
+    if not path.is_file():
+        raise ArtifactError(f"{folder} is not a {what} folder: no {name}")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise ArtifactError(f"{path}: must hold a JSON object")
+    for key in required:
+        if key not in cfg:
+            raise ArtifactError(f"{path}: missing field {key!r}")
+    return cfg
 
 
 @runtime_checkable

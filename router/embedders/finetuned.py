@@ -15,8 +15,6 @@ routers never mix two encoders.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import clip_text
+from .base import clip_text, files_fingerprint, read_folder_config
 from .device import onnx_providers
 
 __all__ = ["FinetunedEmbedder", "PACKAGED_ENCODER", "packaged_encoder_dir", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
@@ -70,15 +68,7 @@ def head_tail_ids(tokenizer: Any, text: str, max_tokens: int) -> list[int]:
 
 def fingerprint(folder: str | Path) -> str:
     """sha256 over the encoder's files (name and bytes), first 12 hex digits."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for name in _FILES:
-        p = folder / name
-        if not p.is_file():
-            raise ArtifactError(f"fine-tuned encoder folder {folder} lacks {name}")
-        h.update(name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return files_fingerprint(folder, _FILES, "fine-tuned encoder")
 
 
 def export_onnx_int8(model_dir: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -139,15 +129,7 @@ class FinetunedEmbedder:
         self.packaged = folder is None
         self.folder = packaged_encoder_dir() if folder is None else Path(folder)
         cfg_path = self.folder / ENCODER_CONFIG
-        if not cfg_path.is_file():
-            raise ArtifactError(f"{self.folder} is not a fine-tuned encoder folder: no {ENCODER_CONFIG}")
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ArtifactError(f"{cfg_path}: invalid JSON ({e})") from None
-        for key in ("labels", "max_tokens"):
-            if key not in cfg:
-                raise ArtifactError(f"{cfg_path}: missing field {key!r}")
+        cfg = read_folder_config(self.folder, ENCODER_CONFIG, "fine-tuned encoder", ("labels", "max_tokens"))
         self.labels: list[str] = list(cfg["labels"])
         self.max_tokens = int(cfg["max_tokens"])
         self.temperature = float(cfg.get("temperature", 1.0))

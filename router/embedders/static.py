@@ -18,7 +18,6 @@ Running it needs only ``tokenizers`` and numpy. ``name`` carries a fingerprint o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -28,31 +27,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import clip_text
+from .base import clip_text, files_fingerprint, read_folder_config
 
-__all__ = ["StaticEmbedder", "STATIC_CONFIG", "STATIC_FILES", "packaged_static_dir", "static_fingerprint",
-           "write_static"]
+__all__ = ["StaticEmbedder", "STATIC_CONFIG", "STATIC_FILES", "static_fingerprint", "write_static"]
 
 STATIC_CONFIG = "static.json"
 STATIC_FILES = (STATIC_CONFIG, "tokenizer.json", "embeddings.npy")
 
 
-def packaged_static_dir(name: str) -> Path:
-    """The folder of a static encoder shipped with the package (``router/embedders/<name>/``)."""
-    return Path(__file__).with_name(name.replace("-", "_"))
-
-
 def static_fingerprint(folder: str | Path) -> str:
     """sha256 over the folder's files (name and bytes), first 12 hex digits."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for name in STATIC_FILES:
-        p = folder / name
-        if not p.is_file():
-            raise ArtifactError(f"static encoder folder {folder} lacks {name}")
-        h.update(name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return files_fingerprint(folder, STATIC_FILES, "static encoder")
 
 
 def write_static(folder: str | Path, table: np.ndarray, tokenizer_json: str, config: dict[str, Any]) -> Path:
@@ -77,25 +62,13 @@ def write_static(folder: str | Path, table: np.ndarray, tokenizer_json: str, con
 class StaticEmbedder:
     """Mean of token rows, L2-normalised: texts -> float32 array (n, dim).
 
-    ``folder``: a static encoder folder (see the module docstring); ``packaged``: the name of
-    one shipped inside the package instead. ``expected_fingerprint``: refuse a folder whose
-    files changed since a router was trained with it."""
+    ``folder``: a static encoder folder (see the module docstring). ``expected_fingerprint``:
+    refuse a folder whose files changed since a router was trained with it."""
 
-    def __init__(self, folder: str | Path | None = None, *, packaged: str | None = None,
-                 expected_fingerprint: str | None = None):
-        if (folder is None) == (packaged is None):
-            raise ValueError("give exactly one of folder and packaged")
-        self.packaged = packaged
-        self.folder = packaged_static_dir(packaged) if packaged is not None else Path(folder)
+    def __init__(self, folder: str | Path, *, expected_fingerprint: str | None = None):
+        self.folder = Path(folder)
         cfg_path = self.folder / STATIC_CONFIG
-        if not cfg_path.is_file():
-            raise ArtifactError(f"{self.folder} is not a static encoder folder: no {STATIC_CONFIG}")
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ArtifactError(f"{cfg_path}: invalid JSON ({e})") from None
-        if not isinstance(cfg, dict) or "dim" not in cfg:
-            raise ArtifactError(f"{cfg_path}: missing field 'dim'")
+        cfg = read_folder_config(self.folder, STATIC_CONFIG, "static encoder", ("dim",))
         self.config = cfg
         self.dim = int(cfg["dim"])
         self.normalize = bool(cfg.get("normalize", True))
@@ -116,16 +89,13 @@ class StaticEmbedder:
         return f"static:{self.fingerprint}"
 
     def to_config(self) -> dict[str, Any]:
-        """``packaged`` names a shipped table (found again wherever the package is installed)."""
-        return {"type": "static", "packaged": self.packaged,
-                "path": None if self.packaged else str(self.folder), "fingerprint": self.fingerprint}
+        """A saved router copies the folder into its own (:mod:`router.embedders.bundle`)."""
+        return {"type": "static", "path": str(self.folder), "fingerprint": self.fingerprint}
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "StaticEmbedder":
-        if cfg.get("packaged"):
-            return cls(packaged=cfg["packaged"], expected_fingerprint=cfg.get("fingerprint"))
-        if not cfg.get("path"):
-            raise ArtifactError("static embedder config names neither 'packaged' nor 'path'")
+        if not isinstance(cfg.get("path"), str) or not cfg["path"]:
+            raise ArtifactError("static embedder config lacks its folder's 'path'")
         return cls(cfg["path"], expected_fingerprint=cfg.get("fingerprint"))
 
     def _load(self):

@@ -24,6 +24,11 @@ HEAD_KINDS = {
 }
 
 
+def _require_file(path: Path, where: str) -> None:
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing" + (f" (named by {where})" if where else ""))
+
+
 def dump_pickle(obj: Any, path: Path) -> str:
     """Write ``obj`` to ``path`` (creating the folder); returns the file name."""
     import joblib
@@ -40,8 +45,7 @@ def load_pickle(path: Path, expect: str, where: str = "") -> Any:
     import joblib
     from sklearn.base import BaseEstimator
 
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing" + (f" (named by {where})" if where else ""))
+    _require_file(path, where)
     try:
         obj = joblib.load(path)
     except Exception as exc:
@@ -70,8 +74,7 @@ def load_head(path: Path, expect: str, where: str = "") -> Any:
     :class:`ArtifactError` naming the file when missing, corrupt or of the wrong kind."""
     if path.suffix != ".npz":
         return load_pickle(path, expect, where)
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing" + (f" (named by {where})" if where else ""))
+    _require_file(path, where)
     try:
         head = LinearHead.load(path)
     except Exception as exc:

@@ -115,6 +115,8 @@ def test_fingerprint_names_the_table_and_is_checked(folder, tmp_path):
     assert StaticEmbedder(copy).name != emb.name
     with pytest.raises(ArtifactError, match="fingerprint"):
         StaticEmbedder(copy, expected_fingerprint=emb.fingerprint)
+    with pytest.raises(ArtifactError, match="'path'"):
+        make_embedder({"type": "static", "fingerprint": emb.fingerprint})
 
 
 @pytest.mark.parametrize("missing", STATIC_FILES)
