@@ -182,7 +182,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC,
                    help=f"{DEFAULT_EMBEDDER_SPEC} (default) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
-                        "hashing | a sentence-transformers id/path; '@views' adds first/last-sentence embeddings")
+                        "hashing | task-minilm (fine-tuned, shipped) | 'static:DIR/use+static:DIR/minilm@views' (fast; "
+                        "build DIR with python -m router.training.fit.static DIR) | a sentence-transformers id/path; "
+                        "'@views' adds first/last-sentence embeddings")
     p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"],
                    help="task-classifier head on the embeddings (default logreg)")
     p.add_argument("--C", type=non_negative, default=1.0, help="logistic-regression inverse regularisation")
