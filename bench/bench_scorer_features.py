@@ -2,7 +2,7 @@
 prompt) add to the hand features + model one-hot?  Held-out AUC per benchmark, same split as
 `router eval` (20% of prompts by id hash), lone answers (no agreement evidence).
 
-    python bench/bench_scorer_features.py [EMBEDDER]   (default: the static recipe folders in .cache/static)
+    python bench/bench_scorer_features.py [EMBEDDER]   (default: the distilled static folders in .cache/static-distilled)
 """
 import os
 import sys
@@ -19,7 +19,7 @@ from router.training.fit.scorer import answer_rows
 from router.predictors.answer_scorer import answer_features
 from router.embedders import make_embedder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SPEC = sys.argv[1] if len(sys.argv) > 1 else "static:.cache/static/use+static:.cache/static/minilm"
+SPEC = sys.argv[1] if len(sys.argv) > 1 else "static:.cache/static-distilled/use+static:.cache/static-distilled/minilm"
 files = sorted(Path("../shared/data/outcomes/routerbench").glob("*_train.csv"))
 df = answer_rows(read_outcomes(files)); train, val = split_outcomes(df, 20)
 models = sorted(df.model.unique())
@@ -28,7 +28,7 @@ if len(sys.argv) <= 1:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_static import ensure_static
 
-    ensure_static(Path(".cache/static"))
+    ensure_static(Path(".cache/static-distilled"))
 emb = make_embedder(SPEC)
 def base(rows):
     F = answer_features(rows.prompt.tolist(), rows.answer.tolist(), rows.model.map(mean).to_numpy(float))

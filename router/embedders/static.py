@@ -117,6 +117,10 @@ class StaticEmbedder:
                 self._table = table.astype(np.float32)
         return self._tok, self._table
 
+    def table(self) -> np.ndarray:
+        """The token table as float32, array (vocab, dim) (loaded on first use)."""
+        return self._load()[1]
+
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids each (clipped) text is embedded from."""
         tok, _ = self._load()

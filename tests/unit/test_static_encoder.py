@@ -212,3 +212,28 @@ def test_a_saved_router_carries_its_static_encoder(folder, tmp_path):
     cfg = json.loads(cfg_path.read_text())
     assert cfg["embedder"]["inner"]["bundled"] is True
     assert not Path(cfg["embedder"]["inner"]["path"]).is_absolute()
+
+
+def test_finetune_static_rewrites_the_folder_with_its_recipe(tmp_path):
+    pytest.importorskip("torch")
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+
+    from router.training.fit.static import finetune_static
+
+    words = ["[UNK]"] + [f"w{i}" for i in range(20)]
+    tok = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    rng = np.random.default_rng(5)
+    folder = write_static(tmp_path / "s", rng.normal(size=(len(words), 8)), tok.to_str(), {"source": "test"})
+    before = StaticEmbedder(folder).fingerprint
+    texts = [" ".join(f"w{int(i)}" for i in rng.integers(0, 10, 4)) for _ in range(40)] + \
+            [" ".join(f"w{int(i)}" for i in rng.integers(10, 20, 4)) for _ in range(40)]
+    labels = ["code"] * 40 + ["math"] * 40
+    finetune_static(folder, texts, labels, epochs=6, lr=0.02)
+    after = StaticEmbedder(folder)
+    assert after.fingerprint != before and after.table().shape == (len(words), 8)
+    rec = after.config["recipe"]["finetuned"]
+    assert rec["rows"] == 80 and rec["classes"] == ["code", "math"]
+    assert rec["history"][-1]["loss"] < rec["history"][0]["loss"]
+    assert after.config["source"] == "test+finetuned" and sorted(p.name for p in folder.iterdir()) == sorted(STATIC_FILES)

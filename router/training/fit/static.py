@@ -4,11 +4,12 @@ Distillation embeds every token of a vocabulary alone with a sentence encoder (m
 idea, done here without its distillation extra): ``minilm`` takes all-MiniLM-L6-v2's WordPiece
 vocabulary and its mean-pooled output of ``[CLS] token [SEP]``; ``use`` takes the multilingual
 Universal Sentence Encoder's 128k sentencepiece vocabulary and its embedding of each piece's
-text. Rows are reduced by PCA and weighted SIF-style (frequent tokens count less).
-:func:`finetune_table` trains a table and a linear head on the task labels (measured leave-
-source-out, it did not help on balance, so :func:`build_static` keeps the distilled table).
+text. Rows are reduced by PCA and weighted SIF-style (frequent tokens count less). The MiniLM table
+is then fine-tuned on the task labels (:func:`finetune_static`: a table and a linear head trained
+together; leave-source-out it helps the English table and hurts the multilingual one, which is
+therefore left as distilled).
 
-    python -m router.training.fit.static OUT [--teachers use,minilm] [--dim 256] [--pooling mean+max]
+    python -m router.training.fit.static OUT [--teachers use,minilm] [--finetune minilm] [--no-shared]
     router train --embedder "static:OUT/use+static:OUT/minilm@views" ...
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 from ...embedders.static import write_static
 
 __all__ = ["sentencepiece_pieces", "unigram_tokenizer_json", "distill_use", "distill_minilm", "pca_sif",
-           "finetune_table", "build_static"]
+           "finetune_table", "build_static", "finetune_static", "labelled_training_set", "TEACHERS"]
 
 _NORMAL, _UNKNOWN, _CONTROL, _USER, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 
@@ -221,9 +222,7 @@ TEACHERS = {"use": distill_use, "minilm": distill_minilm}
 
 def build_static(out: str | Path, teacher: str = "use", dim: int = 256, pooling: str = "mean+max",
                  sif_a: float = 1e-4) -> Path:
-    """Distil, reduce and write a static encoder folder (no fine-tuning: measured, fine-tuning
-    the table per held-out fold moved arena-hard +2.6 points and a multilingual collection
-    -3.6, so the recipe keeps the distilled table)."""
+    """Distil, reduce and write a static encoder folder (not fine-tuned; see :func:`finetune_static`)."""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}: choose from {sorted(TEACHERS)}")
     table, tok_json, logp = TEACHERS[teacher]()
@@ -231,6 +230,45 @@ def build_static(out: str | Path, teacher: str = "use", dim: int = 256, pooling:
     recipe = {"teacher": teacher, "dim": dim, "sif_a": sif_a}
     return write_static(out, reduced, tok_json, {"source": f"distilled:{teacher}", "pooling": pooling,
                                                  "recipe": recipe})
+
+
+def finetune_static(folder: str | Path, texts: Sequence[str], labels: Sequence[str],
+                    sample_weight: np.ndarray | None = None, *, epochs: int = 3, lr: float = 3e-3,
+                    seed: int = 0) -> Path:
+    """Fine-tune a static folder's table on task labels (whole texts, as clipped for encoding;
+    class-balanced x ``sample_weight``) and write it back in place, the recipe recorded.
+    Measured leave-source-out (BENCHMARKS.md): worth it for the English MiniLM table, not for
+    the multilingual USE one. Needs torch."""
+    from ...embedders.static import StaticEmbedder
+
+    folder = Path(folder)
+    enc = StaticEmbedder(folder)
+    table = enc.table()
+    classes = sorted(set(labels))
+    y = np.array([classes.index(t) for t in labels])
+    counts = np.bincount(y, minlength=len(classes))
+    w = len(y) / (len(classes) * counts[y])
+    if sample_weight is not None:
+        w = w * np.asarray(sample_weight, dtype=float)
+    new, info = finetune_table(table, enc.token_ids(texts), y, len(classes), sample_weight=w, epochs=epochs,
+                               lr=lr, seed=seed)
+    cfg = dict(enc.config)
+    cfg["recipe"] = {**cfg.get("recipe", {}), "finetuned": {"rows": len(y), "epochs": epochs, "lr": lr, "seed": seed,
+                                                            "classes": classes, "history": info["history"]}}
+    cfg["source"] = f"{cfg.get('source', 'static')}+finetuned"
+    return write_static(folder, new, (folder / "tokenizer.json").read_text(), {k: v for k, v in cfg.items()
+                                                                              if k not in ("format", "dim", "normalize")})
+
+
+def labelled_training_set(shared: bool = True) -> tuple[list[str], list[str], np.ndarray]:
+    """The labelled prompts ``router train`` uses (project data, plus ../shared/data when
+    present and ``shared``; label overrides applied): (texts, task labels, row weights with
+    collection size^-0.75)."""
+    from ..data.datasets import default_overrides, default_task_files, load_labelled, shared_data_dir
+    from .tasks import sample_weights
+
+    ds = load_labelled(default_task_files(shared_data_dir() if shared else None), overrides=default_overrides())
+    return ds.prompts, ds.tasks, sample_weights(ds, 0.75)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -242,14 +280,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--teachers", default="use,minilm", help="comma-separated: use (multilingual), minilm (English)")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--pooling", choices=["mean", "mean+max"], default="mean+max")
+    ap.add_argument("--finetune", default="minilm",
+                    help="comma-separated teachers whose table is fine-tuned on the task labels ('' for none)")
+    ap.add_argument("--no-shared", action="store_true", help="fine-tune on the project's data only")
     args = ap.parse_args(argv)
     teachers = [t for t in args.teachers.split(",") if t]
-    unknown = [t for t in teachers if t not in TEACHERS]
+    tuned = [t for t in args.finetune.split(",") if t]
+    unknown = [t for t in teachers + tuned if t not in TEACHERS]
     if unknown or not teachers:
-        ap.error(f"--teachers: unknown {unknown}; choose from {sorted(TEACHERS)}")
+        ap.error(f"unknown teacher(s) {unknown}; choose from {sorted(TEACHERS)}")
     paths = [build_static(Path(args.out) / t, t, args.dim, args.pooling) for t in teachers]
+    data = labelled_training_set(not args.no_shared) if any(t in tuned for t in teachers) else None
+    for t, p in zip(teachers, paths):
+        if t in tuned:
+            finetune_static(p, *data)
     spec = "+".join(f"static:{p}" for p in paths) + "@views"
-    print(json.dumps({"folders": [str(p) for p in paths], "embedder": spec}, indent=2))
+    print(json.dumps({"folders": [str(p) for p in paths], "finetuned": [t for t in teachers if t in tuned],
+                      "embedder": spec}, indent=2))
 
 
 if __name__ == "__main__":
