@@ -1,4 +1,4 @@
-"""Static token embeddings: a text's vector is the weighted mean of its tokens' rows in a table.
+"""Static token embeddings: a text's vector is the mean (and max) of its tokens' rows in a table.
 
 No transformer runs at encode time, so a decision costs microseconds whatever the prompt's
 length (the text is still clipped to its head and tail by :func:`router.embedders.clip_text`, so
@@ -8,7 +8,8 @@ embedded alone) and may then be fine-tuned on the task labels; the recipe is
 
 A static encoder is a folder:
 
-* ``static.json``: ``{"format": 1, "dim": d, "normalize": true, "source": ..., "recipe": ...}``
+* ``static.json``: ``{"format": 1, "dim": d, "normalize": true, "pooling": "mean" | "mean+max",
+  "source": ..., "recipe": ...}``
 * ``tokenizer.json``: a ``tokenizers`` tokenizer (no special tokens are added at encode time)
 * ``embeddings.npy``: float16 or float32 array (vocab, dim); token weights are folded into the rows
 
@@ -60,7 +61,8 @@ def write_static(folder: str | Path, table: np.ndarray, tokenizer_json: str, con
 
 
 class StaticEmbedder:
-    """Mean of token rows, L2-normalised: texts -> float32 array (n, dim).
+    """Mean (``pooling: mean``) or mean and max (``mean+max``) of token rows, each L2-normalised:
+    texts -> float32 array (n, out_dim), out_dim = dim or 2 * dim.
 
     ``folder``: a static encoder folder (see the module docstring). ``expected_fingerprint``:
     refuse a folder whose files changed since a router was trained with it."""
