@@ -35,16 +35,22 @@ def _plain(X: Any, est: Any) -> bool:
             and X.shape[1] == getattr(est, "n_features_in_", -1) and bool(np.isfinite(X).all()))
 
 
+def _logistic(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class probabilities of a (multinomial) logistic model, as scikit-learn computes them:
+    the sigmoid of the one decision column when binary, else the softmax."""
+    z = X @ coef.T + intercept
+    if n_classes <= 2:
+        p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        return np.column_stack([1.0 - p, p])
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def predict_proba(est: Any, X: np.ndarray) -> np.ndarray:
     """``est.predict_proba(X)``: array (n, n_classes)."""
     if _is(est, "LogisticRegression") and _plain(X, est):
-        z = X @ est.coef_.T + est.intercept_
-        if len(est.classes_) <= 2:
-            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            return np.column_stack([1.0 - p, p])
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return _logistic(X, est.coef_, est.intercept_, len(est.classes_))
     return est.predict_proba(X)
 
 
@@ -118,13 +124,7 @@ class LinearHead:
         """(n, d) -> (n, n_classes), columns in ``classes_`` order."""
         if self.kind != "classifier":
             raise AttributeError("a regressor head has no predict_proba")
-        z = self._check(X) @ self.coef_.T + self.intercept_
-        if len(self.classes_) == 2:
-            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            return np.column_stack([1.0 - p, p])
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return _logistic(self._check(X), self.coef_, self.intercept_, len(self.classes_))
 
     def predict(self, X: Any) -> np.ndarray:
         """Regressor: (n, d) -> (n,); classifier: the most probable class of each row."""
