@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ArtifactError
+from ..persistence.checks import hash_file
 from ..text.views import CONTEXT_MARK
 
 __all__ = ["Embedder", "clip_text", "files_fingerprint", "read_folder_config", "CLIP_VERSION", "DEFAULT_EMBEDDER"]
@@ -46,7 +47,7 @@ def files_fingerprint(folder: str | Path, names: Sequence[str], what: str) -> st
         if not p.is_file():
             raise ArtifactError(f"{what} folder {folder} lacks {name}")
         h.update(name.encode())
-        h.update(p.read_bytes())
+        hash_file(p, h)
     return h.hexdigest()[:12]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ArtifactError
 
-__all__ = ["MANIFEST_KEY", "confined", "build_manifest", "verify_manifest", "field", "number", "count",
+__all__ = ["MANIFEST_KEY", "confined", "build_manifest", "verify_manifest", "hash_file", "field", "number", "count",
            "text_list", "mapping", "output_tokens"]
 
 MANIFEST_KEY = "manifest"
@@ -45,12 +45,18 @@ def confined(folder: Path, name: object, where: str) -> Path:
     return path
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+def hash_file(path: Path, h: Any = None) -> Any:
+    """Feed ``path``'s bytes, 1 MiB at a time, into the hash ``h`` (default: a new sha256)
+    and return it."""
+    h = hashlib.sha256() if h is None else h
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h
+
+
+def _digest(path: Path) -> str:
+    return hash_file(path).hexdigest()
 
 
 def _files(root: Path) -> list[str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ...config import project_dir, shared_data_dir
 from ...errors import DataError
+from ...persistence.checks import hash_file
 
 from .jsonl import iter_objects
 from ...tasks.taxonomy import TEXT_TASK_TYPES
-import hashlib
 
 __all__ = [
     "LabelledPrompt",
@@ -71,14 +71,6 @@ class LabelledSet:
     def summary(self) -> str:
         counts = ", ".join(f"{t} {n}" for t, n in self.class_counts().items())
         return f"{len(self)} prompts from {len(self.files)} file(s): {counts}"
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_overrides(paths: Iterable[str | Path]) -> dict[str, str]:
@@ -144,7 +136,7 @@ def load_labelled(
                 prompt=prompt, task=task, source=str(obj.get("source") or path.stem), difficulty=diff,
                 weight=weight, id=row_id, lang=obj.get("lang"),
             ))
-        files.append({"path": str(path), "rows": n, "sha256": _file_hash(path)})
+        files.append({"path": str(path), "rows": n, "sha256": hash_file(path).hexdigest()})
     if not rows:
         raise DataError("the training set is empty", path=", ".join(str(p) for p in paths) or "(no files)")
     return LabelledSet(rows, files)
