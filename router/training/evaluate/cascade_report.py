@@ -15,7 +15,7 @@ from ...routing import Router
 from ..data.outcomes import read_outcomes
 from ..fit.scorer import answer_rows
 from .cascade import ScoreFn, evaluate_cascade
-from .routing import evaluate_routing, outcome_matrix, split_outcomes
+from .routing import covered_models, evaluate_routing, outcome_matrix, split_outcomes
 
 __all__ = ["router_score_fn", "run_cascade_eval", "print_cascade_report"]
 
@@ -62,11 +62,7 @@ def run_cascade_eval(
     df = df[df.model.isin(router.models)]
     if validation_percent is not None:
         df = split_outcomes(df, validation_percent)[1]
-    n_prompts = df.prompt_id.nunique()
-    counts = df.groupby("model").prompt_id.nunique()
-    models = [m for m in router.models if counts.get(m, 0) >= 0.95 * n_prompts]
-    if len(models) < 2:
-        raise DataError(f"need >= 2 catalog models answering >= 95% of the evaluated prompts; have {models}")
+    models = covered_models(df, router.models, "answering >= 95% of the evaluated prompts")
     test = outcome_matrix(df, models)
     ans = df.pivot_table(index="prompt_id", columns="model", values="answer", aggfunc="first")
     ans = ans.reindex(index=test.prompt_ids, columns=models)

@@ -22,6 +22,7 @@ from ..embedding import featurize_with_progress
 from ..data.outcomes import read_outcomes
 from .routing import (
     OutcomeMatrix,
+    covered_models,
     evaluate_routing,
     id_bucket,
     knn_predictor,
@@ -98,11 +99,7 @@ def run_eval(
     else:
         train, val = split_outcomes(df, validation_percent)
     # models scored on (nearly) every held-out prompt; prompts missing one of them are dropped
-    n_prompts = val.prompt_id.nunique()
-    counts = val.groupby("model").prompt_id.nunique()
-    models = [m for m in router.models if counts.get(m, 0) >= 0.95 * n_prompts]
-    if len(models) < 2:
-        raise DataError(f"need >= 2 catalog models scored on >= 95% of the held-out prompts; have {models}")
+    models = covered_models(val, router.models, "scored on >= 95% of the held-out prompts")
     test = outcome_matrix(val, models)
     if validation_percent is None:
         trainm = None  # the baselines are cross-fitted on test's own folds

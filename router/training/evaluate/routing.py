@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...errors import DataError
 from ...policy import PolicyConfig, choose
 from .metrics import aiq, apgr, cost_to_match, cpt, expected_calibration_error, upper_hull
 
@@ -26,6 +27,7 @@ __all__ = [
     "id_bucket",
     "is_validation",
     "split_outcomes",
+    "covered_models",
     "OutcomeMatrix",
     "outcome_matrix",
     "route_threshold",
@@ -67,6 +69,17 @@ def id_bucket(prompt_id: str, buckets: int) -> int:
 def is_validation(prompt_id: str, percent: int = 20) -> bool:
     """Deterministic validation split by prompt id: train and eval agree without shared state."""
     return id_bucket(prompt_id, 100) < percent
+
+
+def covered_models(df: pd.DataFrame, models: Sequence[str], what: str, share: float = 0.95) -> list[str]:
+    """The ``models`` (in their order) with an outcome on at least ``share`` of ``df``'s prompts;
+    :class:`DataError` when fewer than two (``what`` says what they must cover, for the message)."""
+    n_prompts = df.prompt_id.nunique()
+    counts = df.groupby("model").prompt_id.nunique()
+    out = [m for m in models if counts.get(m, 0) >= share * n_prompts]
+    if len(out) < 2:
+        raise DataError(f"need >= 2 catalog models {what}; have {out}")
+    return out
 
 
 def split_outcomes(df: pd.DataFrame, percent: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
