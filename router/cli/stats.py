@@ -49,6 +49,16 @@ def _money(x: float) -> str:
     return format_usd(x) if x != 0 and abs(x) < 5e-7 else f"${x:,.6f}"
 
 
+def _table(lines: list[str], title: str, rows: dict[str, Any], cell: Any) -> None:
+    """Append ``title`` and one line per (name, value) of ``rows``, names padded to one width,
+    the value formatted by ``cell``; nothing when ``rows`` is empty."""
+    if not rows:
+        return
+    width = max(len(k) for k in rows)
+    lines.append(title)
+    lines.extend(f"  {k:<{width}}  {cell(v)}" for k, v in rows.items())
+
+
 def format_stats(s: dict[str, Any], source: str = "") -> str:
     lines = []
     if source:
@@ -71,24 +81,11 @@ def format_stats(s: dict[str, Any], source: str = "") -> str:
         lines.append("latency:  (no requests)")
     lines.append(f"escalations: {s.get('escalations', 0)}, fallbacks: {s.get('fallbacks', 0)}")
     dist = s.get("model_distribution") or {}
-    if dist:
-        total = sum(dist.values()) or 1
-        width = max(len(m) for m in dist)
-        lines.append("models:")
-        for m, n in dist.items():
-            lines.append(f"  {m:<{width}}  {n:>7}  {100.0 * n / total:5.1f}%")
-    rejected = s.get("rejected_requests") or {}
-    if rejected:
-        width = max(len(m) for m in rejected)
-        lines.append("rejected before routing (by requested model):")
-        for m, n in rejected.items():
-            lines.append(f"  {m:<{width}}  {n:>7}")
-    by_task = s.get("cost_by_task") or {}
-    if by_task:
-        width = max(len(t) for t in by_task)
-        lines.append("cost by task:")
-        for t, c in by_task.items():
-            lines.append(f"  {t:<{width}}  {_money(c)}")
+    total = sum(dist.values()) or 1
+    _table(lines, "models:", dist, lambda n: f"{n:>7}  {100.0 * n / total:5.1f}%")
+    _table(lines, "rejected before routing (by requested model):", s.get("rejected_requests") or {},
+           lambda n: f"{n:>7}")
+    _table(lines, "cost by task:", s.get("cost_by_task") or {}, _money)
     apart = {**(s.get("not_traffic") or {}), "imported outcomes": s.get("imported_outcomes") or 0}
     apart = {k: v for k, v in apart.items() if v}
     if apart:
