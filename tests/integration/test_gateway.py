@@ -6,7 +6,6 @@ FakeUpstream on loopback; routing is ``Router.default()``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from router import RoutedClient
@@ -25,6 +23,7 @@ from router.serving.gateway import create_app
 from router.serving.usage.store import UsageStore
 from tests.support.chat import CODE, FAST, HELLO, LONG
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -49,31 +48,6 @@ def store(db_url):
     s.close()
 
 
-class _Server:
-    """uvicorn in a background thread on an ephemeral loopback port."""
-
-    def __init__(self, app):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture(scope="module", params=["sdk", "raw"])
 def transport(request):
     """Every gateway test runs over both transports: the SDK (the reference) and the raw one."""
@@ -85,7 +59,7 @@ def gateway(router_, upstream, store, transport):
     client = RoutedClient(router_, base_url=upstream.base_url, api_key="upstream-key", usage=store, retry=FAST,
                           timeout=5.0, failure_threshold=1000, transport=transport)
     app = create_app(router_, client=client, usage=store, api_keys=[KEY])
-    with _Server(app) as srv:
+    with ServerThread(app) as srv:
         yield srv
     client.close()
 
