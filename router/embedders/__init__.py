@@ -7,6 +7,7 @@
 * :class:`HashingEmbedder` (:mod:`.hashing`) - character n-gram hashing, no model.
 * :class:`ConcatEmbedder`, :class:`ViewsEmbedder` (:mod:`.compose`) - several embedders side by
   side; an embedder's vectors of the first/last sentence next to the whole text's.
+* :class:`GatedEmbedder` (:mod:`.compose`) - English prompts to one embedder, the rest to another.
 * :class:`CachedEmbedder` (:mod:`.cache`) - a SQLite cache keyed by (model id, text hash).
 * :func:`make_embedder` (:mod:`.registry`) - one from a short name or a saved config.
 
@@ -15,7 +16,7 @@ Heavy libraries are imported when a model is first used, never at import time.
 
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, Embedder, clip_text
 from .cache import CachedEmbedder, with_cache
-from .compose import ConcatEmbedder, ViewsEmbedder
+from .compose import ConcatEmbedder, GatedEmbedder, ViewsEmbedder
 from .hashing import HashingEmbedder
 from .minilm import SentenceTransformerEmbedder, minilm_path
 from .onnx import OnnxMiniLMEmbedder
@@ -30,6 +31,7 @@ __all__ = [
     "HashingEmbedder",
     "ConcatEmbedder",
     "ViewsEmbedder",
+    "GatedEmbedder",
     "CachedEmbedder",
     "with_cache",
     "make_embedder",

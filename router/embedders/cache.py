@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import default_cache_path
 from .base import Embedder
-from .compose import ConcatEmbedder, ViewsEmbedder
+from .compose import ConcatEmbedder, GatedEmbedder, ViewsEmbedder
 
 __all__ = ["CachedEmbedder", "with_cache"]
 
@@ -86,4 +86,6 @@ def with_cache(embedder: Embedder, cache: str | Path | None) -> Embedder:
         cache = default_cache_path()
     if str(cache) in ("", "."):
         return embedder
+    if isinstance(embedder, GatedEmbedder):  # each side cached under its own name
+        return embedder.with_parts(lambda part: with_cache(part, cache))
     return CachedEmbedder(embedder, cache)

@@ -5,6 +5,10 @@ vectors of a text next to its vectors of the text's views (:class:`ViewsEmbedder
 = [whole text, view 1, view 2, ...] (views: :mod:`router.text.views`). All texts and views of a
 call go to the inner embedder in one deduplicated batch, so a one-sentence prompt costs one
 embedding, not three.
+
+:class:`GatedEmbedder` sends each text to one of two embedders by a language rule
+(:mod:`router.text.language`): English text to ``english``, the rest to ``other``. Its rows are
+``[english block, other block, gate]`` with the unused block zero, so one head reads both.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 from ..text.views import DEFAULT_VIEWS, VIEWS, text_view
 from .base import Embedder
 
-__all__ = ["ConcatEmbedder", "ViewsEmbedder"]
+__all__ = ["ConcatEmbedder", "ViewsEmbedder", "GatedEmbedder"]
 
 
 class ConcatEmbedder:
@@ -64,3 +68,80 @@ class ViewsEmbedder:
 
     def to_config(self) -> dict[str, Any]:
         return {"type": "views", "views": list(self.views), "inner": self.inner.to_config()}
+
+
+class GatedEmbedder:
+    """English texts to ``english``, the others to ``other``; each text costs one of the two.
+
+    ``encode(texts)`` -> float32 array (n, d_en + d_other + 1): ``[english vector, 0, 1]`` for a
+    text :func:`~router.text.language.looks_english` calls English, ``[0, other vector, 0]``
+    otherwise. ``encode_paths`` gives every text's other-side row and the English texts'
+    English-side rows, for training a head that serves both sides (see
+    :func:`router.training.fit.tasks.fit_task_classifier`)."""
+
+    def __init__(self, english: Embedder, other: Embedder):
+        self.english = english
+        self.other = other
+        self._dims: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        from ..text.language import GATE_VERSION
+
+        return f"gated[{GATE_VERSION}]({self.english.name}|{self.other.name})"
+
+    def to_config(self) -> dict[str, Any]:
+        from ..text.language import GATE_VERSION
+
+        return {"type": "gated", "gate": GATE_VERSION, "english": self.english.to_config(),
+                "other": self.other.to_config()}
+
+    def with_parts(self, wrap) -> "GatedEmbedder":
+        """The same gate over ``wrap(english)`` and ``wrap(other)`` (e.g. each behind a cache)."""
+        return GatedEmbedder(wrap(self.english), wrap(self.other))
+
+    def _side(self, side: str, texts: list[str], show_progress: bool) -> np.ndarray:
+        emb = self.english if side == "english" else self.other
+        if texts or side not in self._dims:
+            vecs = emb.encode(texts or ["."], show_progress=show_progress)
+            self._dims[side] = vecs.shape[1]
+            if not texts:
+                return vecs[:0]
+            return vecs
+        return np.zeros((0, self._dims[side]), dtype=np.float32)
+
+    def _rows(self, vecs: np.ndarray, side: str, d_en: int, d_other: int) -> np.ndarray:
+        out = np.zeros((len(vecs), d_en + d_other + 1), dtype=np.float32)
+        if side == "english":
+            out[:, :d_en] = vecs
+            out[:, -1] = 1.0
+        else:
+            out[:, d_en:d_en + d_other] = vecs
+        return out
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        from ..text.language import english_mask
+
+        texts = list(texts)
+        en = english_mask(texts)
+        v_en = self._side("english", [t for t, e in zip(texts, en) if e], show_progress)
+        v_ot = self._side("other", [t for t, e in zip(texts, en) if not e], show_progress)
+        d_en, d_ot = v_en.shape[1], v_ot.shape[1]
+        out = np.zeros((len(texts), d_en + d_ot + 1), dtype=np.float32)
+        out[en] = self._rows(v_en, "english", d_en, d_ot)
+        out[~en] = self._rows(v_ot, "other", d_en, d_ot)
+        return out
+
+    def encode_paths(self, texts: Sequence[str], *, show_progress: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every text through the other side, array (n, D); the indices (k,) of the English
+        texts; their rows through the English side, array (k, D). ``encode(texts)`` equals the
+        first with the English rows replaced by the third."""
+        from ..text.language import english_mask
+
+        texts = list(texts)
+        idx = np.flatnonzero(english_mask(texts))
+        v_ot = self._side("other", texts, show_progress)
+        v_en = self._side("english", [texts[i] for i in idx], show_progress)
+        d_en, d_ot = v_en.shape[1], v_ot.shape[1]
+        return self._rows(v_ot, "other", d_en, d_ot), idx, self._rows(v_en, "english", d_en, d_ot)

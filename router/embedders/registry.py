@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import ArtifactError
 from .base import DEFAULT_EMBEDDER, Embedder
-from .compose import ConcatEmbedder, ViewsEmbedder
+from .compose import ConcatEmbedder, GatedEmbedder, ViewsEmbedder
 from .hashing import HashingEmbedder
 from .minilm import SentenceTransformerEmbedder
 from .onnx import OnnxMiniLMEmbedder
@@ -14,7 +14,11 @@ from .use import USEEmbedder
 from .finetuned import FinetunedEmbedder
 from .static import StaticEmbedder
 
-__all__ = ["make_embedder"]
+__all__ = ["make_embedder", "GATED_SPEC"]
+
+#: ``gated``: the fine-tuned English encoder for English prompts, the multilingual default
+#: pipeline for the rest (BENCHMARKS.md, "Language-gated encoder").
+GATED_SPEC = "task-minilm|minilm-onnx+use@views"
 
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
@@ -39,6 +43,15 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             return FinetunedEmbedder.from_config(spec)
         if kind == "static":
             return StaticEmbedder.from_config(spec)
+        if kind == "gated":
+            from ..text.language import GATE_VERSION
+
+            if spec.get("gate") != GATE_VERSION:
+                raise ArtifactError(f"gated embedder: gate {spec.get('gate')!r} is not this version's "
+                                    f"{GATE_VERSION!r}")
+            if not isinstance(spec.get("english"), dict) or not isinstance(spec.get("other"), dict):
+                raise ArtifactError("gated embedder config needs 'english' and 'other' embedder configs")
+            return GatedEmbedder(make_embedder(spec["english"]), make_embedder(spec["other"]))
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":
@@ -49,6 +62,11 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             except ValueError as e:
                 raise ArtifactError(str(e)) from None
         raise ArtifactError(f"unknown embedder type {kind!r}")
+    if spec == "gated":
+        spec = GATED_SPEC
+    if "|" in spec:
+        english, _, other = spec.partition("|")
+        return GatedEmbedder(make_embedder(english), make_embedder(other))
     if spec.endswith("@views"):
         return ViewsEmbedder(make_embedder(spec[: -len("@views")]))
     if "+" in spec:

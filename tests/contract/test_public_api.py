@@ -46,6 +46,7 @@ SUBPACKAGE_ALL = {
         "HashingEmbedder",
         "ConcatEmbedder",
         "ViewsEmbedder",
+        "GatedEmbedder",
         "CachedEmbedder",
         "with_cache",
         "make_embedder",

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ...tasks.classifier import LearnedTaskClassifier, featurize
-from ...embedders import Embedder
+from ...text.features import prompt_features
+from ...embedders import Embedder, GatedEmbedder
 from ...progress import ProgressLike, as_progress
 from ...tasks.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
@@ -209,6 +210,22 @@ def describe_gate(threshold: float) -> str:
     return f"gate at confidence {threshold:.2f}: below it the regex answers"
 
 
+def gated_training_set(ds: LabelledSet, embedder: GatedEmbedder, progress: ProgressLike = None
+                       ) -> tuple[LabelledSet, np.ndarray]:
+    """The rows a head over a :class:`~router.embedders.GatedEmbedder` is fitted on: every row
+    through the other side (so that side learns from all the data, as it would alone), then the
+    English rows again through the English side. Returns (n + k rows, features (n + k, D + f));
+    serving computes one side per prompt, so no row is featurised differently than it is served."""
+    say = as_progress(progress)
+    say(f"embedding {len(ds)} prompts with {embedder.other.name}, the English ones also with {embedder.english.name} ...")
+    X_other, idx, X_en = embedder.encode_paths(ds.prompts)
+    hand = prompt_features(ds.prompts)
+    rows = list(ds.rows) + [ds.rows[i] for i in idx]
+    X = np.vstack([np.hstack([X_other, hand]), np.hstack([X_en, hand[idx]])]).astype(np.float32)
+    say(f"gate: {len(idx)} of {len(ds)} prompts read as English")
+    return LabelledSet(rows, files=ds.files), X
+
+
 def fit_task_classifier(
     ds: LabelledSet,
     embedder: Embedder,
@@ -230,6 +247,9 @@ def fit_task_classifier(
         say(f"warning: no training rows for {missing}; the head cannot predict them")
     if len(set(ds.tasks)) < 2:
         raise DataError(f"need at least two task labels to train, got {sorted(set(ds.tasks))}")
+    rows_in = len(ds)
+    if X is None and isinstance(embedder, GatedEmbedder):
+        ds, X = gated_training_set(ds, embedder, say)
     if X is None:
         from ..embedding import featurize_with_progress
 
@@ -263,6 +283,6 @@ def fit_task_classifier(
             threshold = 0.0
     return LearnedTaskClassifier(
         embedder, fitted, threshold=float(threshold), complexity_head=complexity,
-        metadata={"head": head, "head_params": params, "weight_power": weight_power, "rows": len(ds),
+        metadata={"head": head, "head_params": params, "weight_power": weight_power, "rows": rows_in,
                   "class_counts": ds.class_counts(), **loso},
     )

@@ -10,13 +10,13 @@ from typing import Any
 
 from ...catalog.model_catalog import ModelCatalog
 from ...tasks.classifier import featurize
-from ...embedders import make_embedder, with_cache
+from ...embedders import GatedEmbedder, make_embedder, with_cache
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
 from ..embedding import featurize_with_progress
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
-from .tasks import fit_task_classifier
+from .tasks import fit_task_classifier, gated_training_set
 from ...errors import DataError
 from ...predictors.learned import cost_features, quality_features
 from ...policy import PolicyConfig
@@ -150,13 +150,18 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
     say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')})")
-    X = featurize_with_progress(body, ds.prompts, say, f"embedding {len(ds)} prompts")
+    if isinstance(body, GatedEmbedder):  # both sides for the English rows: see gated_training_set
+        ds_fit, X = gated_training_set(ds, body, say)
+    else:
+        ds_fit, X = ds, featurize_with_progress(body, ds.prompts, say, f"embedding {len(ds)} prompts")
     t_embed = time.perf_counter() - t
     say(f"embedded in {t_embed:.1f}s")
     t = time.perf_counter()
-    clf = fit_task_classifier(ds, embedder, head=cfg.head, head_params=cfg.head_params, threshold=cfg.threshold,
+    clf = fit_task_classifier(ds_fit, embedder, head=cfg.head, head_params=cfg.head_params, threshold=cfg.threshold,
                               weight_power=cfg.weight_power, X=X, progress=say)
-    clf.metadata["data_files"] = ds.files
+    clf.metadata.update(data_files=ds.files, rows=len(ds), class_counts=ds.class_counts())
+    if ds_fit is not ds:
+        clf.metadata["gated_english_rows"] = len(ds_fit) - len(ds)
     t_fit = time.perf_counter() - t
     quality_model = cost_model = answer_scorer = None
     outcome_rows = 0

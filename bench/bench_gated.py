@@ -1,0 +1,112 @@
+"""The language-gated encoder (issue 16) against the frozen default, with a group of collections
+held out of everything: the fine-tuning of the English encoder, and the heads.
+
+Per-collection leave-source-out needs the encoder fine-tuned 20 times (~80 s each on a GPU, ~27
+minutes each on 2 CPU cores); this holds one group out instead, which is harder than
+leave-one-out (the held-out collections do not help each other). Default group: the three shared
+real collections, two multilingual and two English ones of the project's.
+
+    python bench/bench_gated.py --encoder DIR [--build] [--json out.json]
+
+``--build`` fine-tunes ``DIR`` first (recipe of ``router.training.fit.encoder``, the group held
+out) and exports it to ONNX int8. Reported: accuracy of the frozen default
+(`minilm-onnx+use@views`), the fine-tuned encoder's own head, and the gated router classifier
+(English prompts -> the encoder, the rest -> the frozen default; one logreg head), pooled,
+shared real, English / non-English (the data's language labels), per collection and length band.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GROUP = ("arena_hard_v0.1", "self_instruct_user", "self_instruct_seed", "own_multilingual_3",
+         "own_multilingual_5", "own_en_selfinstruct_3", "own_en_arena_2")
+SHARED_REAL = GROUP[:3]
+BANDS = ((0, 200, "0-200"), (200, 1000, "200-1000"), (1000, 10**9, "1000-"))
+
+
+def build(folder: Path, ds, held_out) -> None:
+    import tempfile
+
+    from router.embedders import minilm_path
+    from router.embedders.finetuned import export_onnx_int8
+    from router.training.fit.encoder import class_balanced_weights, finetune_encoder, save_finetuned
+
+    keep = [r for r in ds.rows if r.collection not in held_out]
+    w = class_balanced_weights([r.task for r in keep], [r.collection for r in keep], 0.75)
+    w = w * np.array([r.weight for r in keep])
+    res = finetune_encoder([r.prompt for r in keep], [r.task for r in keep], w, base_model=minilm_path(),
+                           progress=lambda s: print(s, flush=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_finetuned(res, tmp, extra={"held_out": list(held_out), "rows": len(keep), "temperature": 1.7})
+        export_onnx_int8(tmp, folder)
+
+
+def summary(rows, pred) -> dict:
+    y = np.array([r.task for r in rows])
+    ok = np.asarray(pred) == y
+    coll = np.array([r.collection for r in rows])
+    eng = np.array([not (r.lang and r.lang != "en") for r in rows])
+    lens = np.array([len(r.prompt) for r in rows])
+    return {"pooled": round(float(ok.mean()), 4), "shared_real": round(float(ok[np.isin(coll, SHARED_REAL)].mean()), 4),
+            "english": round(float(ok[eng].mean()), 4), "non_english": round(float(ok[~eng].mean()), 4),
+            "per_collection": {c: [int((coll == c).sum()), round(float(ok[coll == c].mean()), 4)] for c in dict.fromkeys(coll)},
+            "per_length": {n: [int(((lens >= lo) & (lens < hi)).sum()), round(float(ok[(lens >= lo) & (lens < hi)].mean()), 4)]
+                           for lo, hi, n in BANDS}}
+
+
+def main() -> None:
+    from router.embedders import GatedEmbedder, make_embedder, with_cache
+    from router.embedders.finetuned import FinetunedEmbedder
+    from router.text.language import english_mask
+    from router.training.data.datasets import LabelledSet, default_overrides, default_task_files, load_labelled, shared_data_dir
+    from router.training.fit.tasks import fit_task_classifier
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--encoder", required=True, type=Path, help="task encoder folder fine-tuned without the group")
+    ap.add_argument("--build", action="store_true")
+    ap.add_argument("--held-out", default=",".join(GROUP))
+    ap.add_argument("--frozen", default="minilm-onnx+use@views")
+    ap.add_argument("--cache", default=".cache/embeddings.sqlite")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    held = tuple(args.held_out.split(","))
+    ds = load_labelled(default_task_files(shared_data_dir()), overrides=default_overrides())
+    if args.build:
+        build(args.encoder, ds, held)
+    train = LabelledSet([r for r in ds.rows if r.collection not in held], files=ds.files)
+    test = [r for r in ds.rows if r.collection in held]
+    texts = [r.prompt for r in test]
+    enc = FinetunedEmbedder(args.encoder)
+    report = {"held_out": held, "train_rows": len(train), "test_rows": len(test), "encoder": enc.name,
+              "gate_english_share": round(float(english_mask(texts).mean()), 4), "variants": {}}
+    frozen = with_cache(make_embedder(args.frozen), args.cache)
+    gated = with_cache(GatedEmbedder(enc, make_embedder(args.frozen)), args.cache)
+    preds = {"frozen default": [], "fine-tuned encoder, own head": list(np.array(enc.labels)[enc.predict_proba(texts).argmax(1)]),
+             "gated": []}
+    for name, body in (("frozen default", frozen), ("gated", gated)):
+        t = time.perf_counter()
+        clf = fit_task_classifier(train, body, threshold=0.0, weight_power=0.75, head_params={"C": 1.0})
+        preds[name] = [p.task for p in clf.predict(texts)]
+        print(f"{name}: fitted and predicted in {time.perf_counter() - t:.0f}s", flush=True)
+    for name, pred in preds.items():
+        report["variants"][name] = summary(test, pred)
+        print(name, {k: v for k, v in report["variants"][name].items() if not isinstance(v, dict)}, flush=True)
+    print(json.dumps({n: v["per_collection"] for n, v in report["variants"].items()}), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
