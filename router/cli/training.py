@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..training.fit.train import DEFAULT_EMBEDDER_SPEC
+from ..training.fit.train import DEFAULT_EMBEDDER_SPEC, TASK_ONLY_EMBEDDER_SPEC
 from .main import non_negative, add_output_flags, progress
 
 __all__ = ["register"]
@@ -180,11 +180,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder to write the router to")
     p.add_argument("--data", nargs="+", help="labelled JSONL files (default: data/prompts + ../shared/data)")
     p.add_argument("--no-shared", action="store_true", help="ignore ../shared/data")
-    p.add_argument("--embedder", default=DEFAULT_EMBEDDER_SPEC,
-                   help=f"{DEFAULT_EMBEDDER_SPEC} (default) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
+    p.add_argument("--embedder",
+                   help=f"default: {TASK_ONLY_EMBEDDER_SPEC} (English prompts to the fine-tuned task encoder, the "
+                        f"others to the frozen pipeline; 'gated' for short) without --outcomes, {DEFAULT_EMBEDDER_SPEC} "
+                        "with them (the quality heads read these features) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
                         "hashing | task-minilm (fine-tuned, shipped) | 'static:DIR/use+static:DIR/minilm@views' (fast; "
                         "build DIR with python -m router.training.fit.static DIR) | a sentence-transformers id/path; "
-                        "'@views' adds first/last-sentence embeddings")
+                        "'@views' adds first/last-sentence embeddings; 'A|B': English prompts to A, the others to B")
     p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"],
                    help="task-classifier head on the embeddings (default logreg)")
     p.add_argument("--C", type=non_negative, default=1.0, help="logistic-regression inverse regularisation")

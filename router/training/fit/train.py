@@ -11,6 +11,8 @@ from typing import Any
 from ...catalog.model_catalog import ModelCatalog
 from ...tasks.classifier import featurize
 from ...embedders import GatedEmbedder, make_embedder, with_cache
+from ...embedders.registry import GATED_SPEC
+from ...config import default_cache_path
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
 from ..embedding import featurize_with_progress
@@ -27,12 +29,28 @@ from .calibrate import fit_platt, out_of_fold_quality
 from .tiers import fit_anchor, fit_price_curve
 from ..evaluate.routing import split_outcomes
 
-__all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"]
+__all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC", "TASK_ONLY_EMBEDDER_SPEC",
+           "default_embedder_spec"]
 
 #: MiniLM (English, int8 ONNX Runtime) next to multilingual USE, each prompt's first and last
-#: sentence embedded next to the whole text: the best leave-source-out accuracy we measured,
-#: and 5x faster to embed than MiniLM on torch (BENCHMARKS.md).
+#: sentence embedded next to the whole text: the frozen multilingual pipeline. The default for
+#: routers with learned quality and cost heads (they read the same features, and routed
+#: RouterBench better on these than on the gated ones: BENCHMARKS.md, "Language-gated encoder").
 DEFAULT_EMBEDDER_SPEC = "minilm-onnx+use@views"
+#: The default for a router without outcome models (catalog priors per task): English prompts to
+#: the fine-tuned task encoder, the others to the frozen pipeline; more accurate on held-out
+#: collections and about twice as fast on real prompt lengths (BENCHMARKS.md).
+TASK_ONLY_EMBEDDER_SPEC = GATED_SPEC
+
+
+def _cache_label(cache: Path | str | None) -> str:
+    return str(default_cache_path()) if cache is None else str(cache)
+
+
+def default_embedder_spec(with_outcomes: bool) -> str:
+    """The embedder ``router train`` uses when none is named: :data:`DEFAULT_EMBEDDER_SPEC` for a
+    router with outcome models, else :data:`TASK_ONLY_EMBEDDER_SPEC`."""
+    return DEFAULT_EMBEDDER_SPEC if with_outcomes else TASK_ONLY_EMBEDDER_SPEC
 
 
 @dataclass
@@ -40,7 +58,7 @@ class TrainConfig:
     out: Path | None = None
     task_files: Sequence[Path] | None = None  # None: data/prompts + ../shared/data when present
     use_shared: bool = True
-    embedder: str = DEFAULT_EMBEDDER_SPEC
+    embedder: str | dict[str, Any] | None = None  # None: default_embedder_spec(bool(outcomes))
     head: str = "logreg"
     head_params: dict[str, Any] = field(default_factory=lambda: {"C": 1.0})
     weight_power: float = 0.75
@@ -146,10 +164,10 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     ds = load_labelled(files, overrides=default_overrides())
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)
-    embedder = make_embedder(cfg.embedder)
+    embedder = make_embedder(cfg.embedder if cfg.embedder is not None else default_embedder_spec(bool(cfg.outcomes)))
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
-    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {getattr(body, 'path', 'off')})")
+    say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {'off' if body is embedder else _cache_label(cfg.cache)})")
     if isinstance(body, GatedEmbedder):  # both sides for the English rows: see gated_training_set
         ds_fit, X = gated_training_set(ds, body, say)
     else:
