@@ -81,6 +81,15 @@ def mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
     p.add_argument("--registered-model", help="registered model name (default: mlflow.yaml's, llm-router)")
 
 
+def _holds_finetuned(spec) -> bool:
+    """Whether an embedder config names a fine-tuned encoder anywhere inside it."""
+    if isinstance(spec, dict):
+        return spec.get("type") == "finetuned" or any(_holds_finetuned(v) for v in spec.values())
+    if isinstance(spec, list):
+        return any(_holds_finetuned(v) for v in spec)
+    return False
+
+
 def cmd_eval_tasks(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..embedders import make_embedder, with_cache
@@ -94,6 +103,13 @@ def cmd_eval_tasks(args: argparse.Namespace) -> int:
     ds = load_labelled(files, overrides=None if args.original_labels else default_overrides())
     say(f"data: {ds.summary()}")
     emb = make_embedder(args.embedder)
+    if _holds_finetuned(emb.to_config()):
+        say(f"note: {emb.name} holds an encoder fine-tuned on labelled collections (the packaged one on all "
+            "of these): its leave-source-out numbers here are not held out; bench/bench_gated.py holds "
+            "collections out of the fine-tuning too")
+        report_note = "fine-tuned encoder: not held out"
+    else:
+        report_note = None
     X = featurize_with_progress(with_cache(emb, args.cache), ds.prompts, say, f"embedding {len(ds)} prompts")
     heads = []
     for spec in args.heads.split(","):
@@ -109,6 +125,8 @@ def cmd_eval_tasks(args: argparse.Namespace) -> int:
     report = evaluate_heads(ds, X, heads, collections=args.collections.split(",") if args.collections else None,
                             weight_power=args.weight_power, out_dir=Path(args.out), progress=say)
     report["embedder"] = emb.name
+    if report_note:
+        report["note"] = report_note
     Path(args.out, "task_eval.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))

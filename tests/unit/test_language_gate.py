@@ -155,3 +155,11 @@ def test_a_router_with_a_gated_classifier_saves_loads_and_routes(tmp_path):
     after = again.route_many(["write a python function to sort a list", "escribe un poema sobre la luna"])
     assert [d.model for d in after] == [d.model for d in before]
     assert [d.task for d in after] == ["code", "creative"]
+
+
+def test_eval_tasks_knows_when_an_encoder_was_fine_tuned_on_the_data():
+    from router.cli.training import _holds_finetuned
+
+    assert _holds_finetuned(make_embedder(GATED_SPEC.replace("minilm-onnx+use@views", "hashing")).to_config())
+    assert _holds_finetuned(make_embedder("task-minilm@views").to_config())
+    assert not _holds_finetuned(make_embedder("hashing|hashing@views").to_config())
