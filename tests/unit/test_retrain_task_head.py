@@ -177,3 +177,17 @@ def test_the_cli_says_what_the_task_head_did(tmp_path, learned_base, capsys):
     out = capsys.readouterr().out
     assert code in (0, 3)
     assert "task head: refitted; task labels per origin {'import': 40};" in out
+
+
+def test_a_gated_base_is_refitted_through_both_sides_and_stays_gated(tmp_path):
+    from router.embedders import GatedEmbedder
+
+    ds = load_labelled([_labelled(tmp_path / "labelled.jsonl")])
+    clf = fit_task_classifier(ds, GatedEmbedder(HashingEmbedder(), HashingEmbedder(256)), threshold=0.0)
+    clf.metadata["data_files"] = ds.files
+    base = Router(ModelCatalog.from_dict(CATALOG), classifier=clf).save(tmp_path / "base")
+    res = _retrain(tmp_path, _feedback(tmp_path, labelled=True), base)
+    assert res.report["changed"]["task_head"]["refit"]
+    cand = Router.load(res.path).classifier
+    assert isinstance(cand.embedder, GatedEmbedder)
+    assert [p.task for p in cand.predict(UNSEEN)] == ["translation"] * len(UNSEEN)
