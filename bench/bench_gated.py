@@ -11,7 +11,8 @@ real collections, two multilingual and two English ones of the project's.
 ``--build`` fine-tunes ``DIR`` first (recipe of ``router.training.fit.encoder``, the group held
 out) and exports it to ONNX int8. Reported: accuracy of the frozen default
 (`minilm-onnx+use@views`), the fine-tuned encoder's own head, and the gated router classifier
-(English prompts -> the encoder, the rest -> the frozen default; one logreg head), pooled,
+(English prompts -> the encoder, the rest -> the frozen default; one logreg head): ECE of the
+top probability (15 bins), accuracy pooled,
 shared real, English / non-English (the data's language labels), per collection and length band.
 """
 
@@ -53,17 +54,43 @@ def build(folder: Path, ds, held_out) -> None:
         export_onnx_int8(tmp, folder)
 
 
-def summary(rows, pred) -> dict:
+def summary(rows, pred, confidence) -> dict:
+    from router.training.evaluate.metrics import expected_calibration_error
+
     y = np.array([r.task for r in rows])
     ok = np.asarray(pred) == y
     coll = np.array([r.collection for r in rows])
     eng = np.array([not (r.lang and r.lang != "en") for r in rows])
     lens = np.array([len(r.prompt) for r in rows])
-    return {"pooled": round(float(ok.mean()), 4), "shared_real": round(float(ok[np.isin(coll, SHARED_REAL)].mean()), 4),
+    return {"ece_15_bins": round(expected_calibration_error(np.asarray(confidence), ok.astype(float), 15), 4),
+            "pooled": round(float(ok.mean()), 4), "shared_real": round(float(ok[np.isin(coll, SHARED_REAL)].mean()), 4),
             "english": round(float(ok[eng].mean()), 4), "non_english": round(float(ok[~eng].mean()), 4),
             "per_collection": {c: [int((coll == c).sum()), round(float(ok[coll == c].mean()), 4)] for c in dict.fromkeys(coll)},
             "per_length": {n: [int(((lens >= lo) & (lens < hi)).sum()), round(float(ok[(lens >= lo) & (lens < hi)].mean()), 4)]
                            for lo, hi, n in BANDS}}
+
+
+def reliability_figure(curves: dict, path: Path, bins: int = 15) -> None:
+    """Accuracy against mean top probability per equal-width bin, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, (conf, ok, ece) in curves.items():
+        b = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+        xs = [conf[b == i].mean() for i in range(bins) if (b == i).sum() >= 10]
+        ys = [ok[b == i].mean() for i in range(bins) if (b == i).sum() >= 10]
+        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel("top probability (bins with >= 10 prompts)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("held-out collections (bench_gated.py)")
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def main() -> None:
@@ -80,6 +107,7 @@ def main() -> None:
     ap.add_argument("--frozen", default="minilm-onnx+use@views")
     ap.add_argument("--cache", default=".cache/embeddings.sqlite")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--figure", type=Path, help="write a reliability diagram (PNG) here")
     args = ap.parse_args()
     held = tuple(args.held_out.split(","))
     ds = load_labelled(default_task_files(shared_data_dir()), overrides=default_overrides())
@@ -93,15 +121,21 @@ def main() -> None:
               "gate_english_share": round(float(english_mask(texts).mean()), 4), "variants": {}}
     frozen = with_cache(make_embedder(args.frozen), args.cache)
     gated = with_cache(GatedEmbedder(enc, make_embedder(args.frozen)), args.cache)
-    preds = {"frozen default": [], "fine-tuned encoder, own head": list(np.array(enc.labels)[enc.predict_proba(texts).argmax(1)]),
-             "gated": []}
+    own = enc.predict_proba(texts)  # with the encoder's temperature (encoder.json)
+    preds = {"frozen default": ([], []), "fine-tuned encoder, own head": (list(np.array(enc.labels)[own.argmax(1)]), own.max(1)),
+             "gated": ([], [])}
     for name, body in (("frozen default", frozen), ("gated", gated)):
         t = time.perf_counter()
         clf = fit_task_classifier(train, body, threshold=0.0, weight_power=0.75, head_params={"C": 1.0})
-        preds[name] = [p.task for p in clf.predict(texts)]
+        out = clf.predict(texts)
+        preds[name] = ([p.task for p in out], [p.confidence for p in out])
         print(f"{name}: fitted and predicted in {time.perf_counter() - t:.0f}s", flush=True)
-    for name, pred in preds.items():
-        report["variants"][name] = summary(test, pred)
+    y = np.array([r.task for r in test])
+    for name, (pred, conf) in preds.items():
+        report["variants"][name] = summary(test, pred, conf)
+    if args.figure:
+        reliability_figure({n: (np.asarray(c, float), np.asarray(p) == y, report["variants"][n]["ece_15_bins"])
+                            for n, (p, c) in preds.items()}, args.figure)
         print(name, {k: v for k, v in report["variants"][name].items() if not isinstance(v, dict)}, flush=True)
     print(json.dumps({n: v["per_collection"] for n, v in report["variants"].items()}), flush=True)
     if args.json:

@@ -5,6 +5,9 @@ low-confidence fallback.
   ``[embedding, prompt_features]`` (array (n, d + f)); its ``classes_`` are task names.
 * ``complexity_head``: optional fitted regressor on the same features -> score in [0, 1].
 * ``threshold``: below this top probability the regex answers (``source="regex"``).
+* ``english_temperature``: with a :class:`~router.embedders.GatedEmbedder`, the head's logits of
+  the prompts read through the English side are divided by it (the head is fitted on rows the
+  fine-tuned encoder was trained on and is over-confident on new ones; BENCHMARKS.md).
 * ``layout``: the :class:`~router.tasks.layout.FeatureLayout` of the matrix (default: inferred
   from the head's ``n_features_in_`` and the embedder's views); saved and checked at load.
 
@@ -22,12 +25,12 @@ import numpy as np
 
 from ..persistence.checks import confined, field, mapping, number, text_list
 from ..persistence.pickles import dump_head, load_head
-from ..embedders import Embedder, HashingEmbedder, ViewsEmbedder, make_embedder
+from ..embedders import Embedder, GatedEmbedder, HashingEmbedder, ViewsEmbedder, make_embedder
 from ..embedders.bundle import bundle_encoders, resolve_bundled
 from ..errors import ArtifactError
 from ..predictors import linear
 from ..text.features import FEATURE_NAMES, prompt_features
-from .layout import FeatureLayout
+from .layout import WHOLE_TEXT, FeatureLayout
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
 from ..types import TaskPrediction
 
@@ -55,6 +58,14 @@ def featurize(embedder: Embedder, texts: Sequence[str], *, show_progress: bool =
     return np.hstack([emb, prompt_features(texts)]).astype(np.float32)
 
 
+def _tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities (n, k) with their logits divided by ``temperature`` (softmax(log p / T))."""
+    z = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
 class LearnedTaskClassifier:
     """Embedding + fitted head; the regex answers below ``threshold`` (see module docstring)."""
 
@@ -70,7 +81,11 @@ class LearnedTaskClassifier:
         fallback: RegexTaskClassifier | None = None,
         metadata: dict[str, Any] | None = None,
         layout: FeatureLayout | None = None,
+        english_temperature: float = 1.0,
     ):
+        if not english_temperature > 0:
+            raise ValueError(f"english_temperature must be positive, got {english_temperature}")
+        self.english_temperature = float(english_temperature)
         self.embedder = embedder
         self.head = head
         self.threshold = threshold
@@ -96,6 +111,9 @@ class LearnedTaskClassifier:
             return []
         self.layout.check(X)
         proba = linear.predict_proba(self.head, X)
+        if self.english_temperature != 1.0 and isinstance(self.embedder, GatedEmbedder):
+            english = X[:, self.layout.block(WHOLE_TEXT).stop - 1] > 0.5  # the gate column
+            proba[english] = _tempered(proba[english], self.english_temperature)
         classes = self.classes
         if self.complexity_head is not None:
             cx = np.clip(linear.predict(self.complexity_head, X), 0.0, 1.0)
@@ -141,6 +159,7 @@ class LearnedTaskClassifier:
             "features": list(FEATURE_NAMES),
             "layout": self.layout.to_dict(),
             "threshold": self.threshold,
+            "english_temperature": self.english_temperature,
             "classes": self.classes,
             "files": files,
             "metadata": self.metadata,
@@ -171,6 +190,7 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
         raise ArtifactError(f"{where}: files {files} must name head.npz or head.joblib")
     complexity_file = next((f for f in files if f in _COMPLEXITY_FILES), None)
     threshold = number(config, "threshold", where, 0.0)
+    english_temperature = number(config, "english_temperature", where, 1.0, positive=True)
     metadata = mapping(config, "metadata", where, {})
     spec = resolve_bundled(field(config, "embedder", dict, where), folder, where) if embedder is None else None
 
@@ -201,7 +221,7 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
                             f"its embedder {list(views)}")
     try:
         clf = LearnedTaskClassifier(embedder, head, threshold=threshold, complexity_head=complexity,
-                                    metadata=metadata, layout=layout)
+                                    metadata=metadata, layout=layout, english_temperature=english_temperature)
     except ArtifactError as exc:  # the head's width differs from the layout's blocks
         raise ArtifactError(f"{where}: layout blocks: {exc}") from None
     body = embedder.inner if isinstance(embedder, ViewsEmbedder) else embedder

@@ -163,3 +163,31 @@ def test_eval_tasks_knows_when_an_encoder_was_fine_tuned_on_the_data():
     assert _holds_finetuned(make_embedder(GATED_SPEC.replace("minilm-onnx+use@views", "hashing")).to_config())
     assert _holds_finetuned(make_embedder("task-minilm@views").to_config())
     assert not _holds_finetuned(make_embedder("hashing|hashing@views").to_config())
+
+
+def test_the_english_side_temperature_softens_english_rows_only_and_is_saved(tmp_path):
+    from router.tasks.classifier import LearnedTaskClassifier
+    from router.training.fit.tasks import GATED_ENGLISH_TEMPERATURE
+
+    ds = _labelled()
+    clf = fit_task_classifier(ds, GatedEmbedder(HashingEmbedder(64), HashingEmbedder(32)), threshold=0.0,
+                              head_params={"C": 10.0})
+    assert clf.english_temperature == GATED_ENGLISH_TEMPERATURE > 1
+    plain = LearnedTaskClassifier(clf.embedder, clf.head, threshold=0.0, complexity_head=clf.complexity_head)
+    probe = ["write a python function to sort a list", "escribe un poema sobre la luna"]
+    hot, cold = plain.predict(probe), clf.predict(probe)
+    assert [p.task for p in hot] == [p.task for p in cold]
+    assert cold[0].confidence < hot[0].confidence  # English: softened
+    assert cold[1].probabilities == hot[1].probabilities  # the other side: as the head says
+    assert abs(sum(cold[0].probabilities.values()) - 1) < 1e-3
+    path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r")
+    again = Router.load(path).classifier
+    assert again.english_temperature == clf.english_temperature
+    assert [p.probabilities for p in again.predict(probe)] == [p.probabilities for p in cold]
+    top = json.loads((path / "router.json").read_text())
+    top["classifier"]["english_temperature"] = 0
+    del top["manifest"]  # as a folder saved before manifests: the field check itself answers
+    (path / "router.json").write_text(json.dumps(top))
+    with pytest.raises(ArtifactError, match="'english_temperature' must be a finite number > 0, got 0"):
+        Router.load(path)
+    assert fit_task_classifier(ds, HashingEmbedder(64), threshold=0.0).english_temperature == 1.0

@@ -210,6 +210,13 @@ def describe_gate(threshold: float) -> str:
     return f"gate at confidence {threshold:.2f}: below it the regex answers"
 
 
+#: The English side's softmax temperature of a gated classifier: chosen by the negative
+#: log-likelihood of the English prompts of seven collections held out of the encoder's
+#: fine-tuning and of the head (2.6 and 2.8 on either half; ECE 0.099 -> 0.034 / 0.050 on the
+#: other half; BENCHMARKS.md, "Language-gated encoder").
+GATED_ENGLISH_TEMPERATURE = 2.7
+
+
 def gated_training_set(ds: LabelledSet, embedder: GatedEmbedder, progress: ProgressLike = None
                        ) -> tuple[LabelledSet, np.ndarray]:
     """The rows a head over a :class:`~router.embedders.GatedEmbedder` is fitted on: every row
@@ -235,12 +242,15 @@ def fit_task_classifier(
     threshold: float | None = None,
     weight_power: float = 0.5,
     X: np.ndarray | None = None,
+    english_temperature: float | None = None,
     progress: ProgressLike = None,
 ) -> LearnedTaskClassifier:
     """Embed ``ds`` (or take precomputed features ``X``), fit the head and the complexity head.
 
     ``threshold=None`` calibrates the confidence gate by leave-source-out on the real
-    collections present (0.0 when there are none)."""
+    collections present (0.0 when there are none). ``english_temperature``: see
+    :class:`LearnedTaskClassifier` (None: :data:`GATED_ENGLISH_TEMPERATURE` with a
+    :class:`~router.embedders.GatedEmbedder`, else 1)."""
     say = as_progress(progress)
     missing = [t for t in TEXT_TASK_TYPES if t not in set(ds.tasks)]
     if missing:
@@ -281,8 +291,11 @@ def fit_task_classifier(
             say(f"leave-source-out accuracy {res.accuracy:.3f}; {describe_gate(threshold)}")
         else:
             threshold = 0.0
+    if english_temperature is None:
+        english_temperature = GATED_ENGLISH_TEMPERATURE if isinstance(embedder, GatedEmbedder) else 1.0
     return LearnedTaskClassifier(
         embedder, fitted, threshold=float(threshold), complexity_head=complexity,
+        english_temperature=english_temperature,
         metadata={"head": head, "head_params": params, "weight_power": weight_power, "rows": rows_in,
                   "class_counts": ds.class_counts(), **loso},
     )
