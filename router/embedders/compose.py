@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..text.language import GATE_VERSION, english_mask
 from ..text.views import DEFAULT_VIEWS, VIEWS, text_view
 from .base import Embedder
 
@@ -86,13 +87,9 @@ class GatedEmbedder:
 
     @property
     def name(self) -> str:
-        from ..text.language import GATE_VERSION
-
         return f"gated[{GATE_VERSION}]({self.english.name}|{self.other.name})"
 
     def to_config(self) -> dict[str, Any]:
-        from ..text.language import GATE_VERSION
-
         return {"type": "gated", "gate": GATE_VERSION, "english": self.english.to_config(),
                 "other": self.other.to_config()}
 
@@ -120,8 +117,6 @@ class GatedEmbedder:
         return out
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        from ..text.language import english_mask
-
         texts = list(texts)
         en = english_mask(texts)
         v_en = self._side("english", [t for t, e in zip(texts, en) if e], show_progress)
@@ -137,8 +132,6 @@ class GatedEmbedder:
         """Every text through the other side, array (n, D); the indices (k,) of the English
         texts; their rows through the English side, array (k, D). ``encode(texts)`` equals the
         first with the English rows replaced by the third."""
-        from ..text.language import english_mask
-
         texts = list(texts)
         idx = np.flatnonzero(english_mask(texts))
         v_ot = self._side("other", texts, show_progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ArtifactError
+from ..text.language import GATE_VERSION
 from .base import DEFAULT_EMBEDDER, Embedder
 from .compose import ConcatEmbedder, GatedEmbedder, ViewsEmbedder
 from .hashing import HashingEmbedder
@@ -44,8 +45,6 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         if kind == "static":
             return StaticEmbedder.from_config(spec)
         if kind == "gated":
-            from ..text.language import GATE_VERSION
-
             if spec.get("gate") != GATE_VERSION:
                 raise ArtifactError(f"gated embedder: gate {spec.get('gate')!r} is not this version's "
                                     f"{GATE_VERSION!r}")
