@@ -54,6 +54,11 @@ def build(folder: Path, ds, held_out) -> None:
         export_onnx_int8(tmp, folder)
 
 
+def _share(ok: np.ndarray, rows: np.ndarray) -> float | None:
+    """Accuracy on the selected rows, None when the held-out group has none."""
+    return round(float(ok[rows].mean()), 4) if rows.any() else None
+
+
 def summary(rows, pred, confidence) -> dict:
     from router.training.evaluate.metrics import expected_calibration_error
 
@@ -63,8 +68,8 @@ def summary(rows, pred, confidence) -> dict:
     eng = np.array([not (r.lang and r.lang != "en") for r in rows])
     lens = np.array([len(r.prompt) for r in rows])
     return {"ece_15_bins": round(expected_calibration_error(np.asarray(confidence), ok.astype(float), 15), 4),
-            "pooled": round(float(ok.mean()), 4), "shared_real": round(float(ok[np.isin(coll, SHARED_REAL)].mean()), 4),
-            "english": round(float(ok[eng].mean()), 4), "non_english": round(float(ok[~eng].mean()), 4),
+            "pooled": round(float(ok.mean()), 4), "shared_real": _share(ok, np.isin(coll, SHARED_REAL)),
+            "english": _share(ok, eng), "non_english": _share(ok, ~eng),
             "per_collection": {c: [int((coll == c).sum()), round(float(ok[coll == c].mean()), 4)] for c in dict.fromkeys(coll)},
             "per_length": {n: [int(((lens >= lo) & (lens < hi)).sum()), round(float(ok[(lens >= lo) & (lens < hi)].mean()), 4)]
                            for lo, hi, n in BANDS}}
