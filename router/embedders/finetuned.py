@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from .base import clip_text, files_fingerprint, read_folder_config
+from ..predictors.linear import softmax
 from .device import onnx_providers
 
 __all__ = ["FinetunedEmbedder", "PACKAGED_ENCODER", "packaged_encoder_dir", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
@@ -209,7 +210,4 @@ class FinetunedEmbedder:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """texts -> array (n, k): softmax of the encoder's own head over ``temperature``
         (calibration), columns in ``labels`` order."""
-        z = (self.encode(texts) @ self._w.T + self._b) / self.temperature
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+        return softmax((self.encode(texts) @ self._w.T + self._b) / self.temperature)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["predict_proba", "predict", "LinearHead"]
+__all__ = ["predict_proba", "predict", "LinearHead", "softmax", "tempered"]
 
 
 def _is(est: Any, name: str) -> bool:
@@ -42,9 +42,19 @@ def _logistic(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, n_classes:
     if n_classes <= 2:
         p = 1.0 / (1.0 + np.exp(-z[:, 0]))
         return np.column_stack([1.0 - p, p])
+    return softmax(z)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (n, k) -> probabilities (n, k)."""
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities (n, k) with their logits divided by ``temperature``: softmax(log p / T)."""
+    return softmax(np.log(np.clip(proba, 1e-12, 1.0)) / temperature)
 
 
 def predict_proba(est: Any, X: np.ndarray) -> np.ndarray:

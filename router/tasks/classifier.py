@@ -58,14 +58,6 @@ def featurize(embedder: Embedder, texts: Sequence[str], *, show_progress: bool =
     return np.hstack([emb, prompt_features(texts)]).astype(np.float32)
 
 
-def _tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities (n, k) with their logits divided by ``temperature`` (softmax(log p / T))."""
-    z = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
 class LearnedTaskClassifier:
     """Embedding + fitted head; the regex answers below ``threshold`` (see module docstring)."""
 
@@ -113,7 +105,7 @@ class LearnedTaskClassifier:
         proba = linear.predict_proba(self.head, X)
         if self.english_temperature != 1.0 and isinstance(self.embedder, GatedEmbedder):
             english = X[:, self.layout.block(WHOLE_TEXT).stop - 1] > 0.5  # the gate column
-            proba[english] = _tempered(proba[english], self.english_temperature)
+            proba[english] = linear.tempered(proba[english], self.english_temperature)
         classes = self.classes
         if self.complexity_head is not None:
             cx = np.clip(linear.predict(self.complexity_head, X), 0.0, 1.0)
