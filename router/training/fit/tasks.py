@@ -233,6 +233,18 @@ def gated_training_set(ds: LabelledSet, embedder: GatedEmbedder, progress: Progr
     return LabelledSet(rows, files=ds.files), X
 
 
+def training_features(ds: LabelledSet, embedder: Embedder, progress: ProgressLike = None
+                      ) -> tuple[LabelledSet, np.ndarray]:
+    """The rows and feature matrix a task head over ``embedder`` is fitted on: ``ds`` and
+    ``featurize(embedder, ds.prompts)``, or with a gated embedder :func:`gated_training_set`."""
+    if isinstance(embedder, GatedEmbedder):
+        return gated_training_set(ds, embedder, progress)
+    from ..embedding import featurize_with_progress
+
+    say = as_progress(progress)
+    return ds, featurize_with_progress(embedder, ds.prompts, say, f"embedding {len(ds)} prompts with {embedder.name}")
+
+
 def fit_task_classifier(
     ds: LabelledSet,
     embedder: Embedder,
@@ -258,12 +270,8 @@ def fit_task_classifier(
     if len(set(ds.tasks)) < 2:
         raise DataError(f"need at least two task labels to train, got {sorted(set(ds.tasks))}")
     rows_in = len(ds)
-    if X is None and isinstance(embedder, GatedEmbedder):
-        ds, X = gated_training_set(ds, embedder, say)
     if X is None:
-        from ..embedding import featurize_with_progress
-
-        X = featurize_with_progress(embedder, ds.prompts, say, f"embedding {len(ds)} prompts with {embedder.name}")
+        ds, X = training_features(ds, embedder, say)
     params = dict(head_params or {})
     loso: dict[str, Any] = {}
     factory = lambda: make_head(head, **params)  # noqa: E731

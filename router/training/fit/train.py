@@ -10,7 +10,7 @@ from typing import Any
 
 from ...catalog.model_catalog import ModelCatalog
 from ...tasks.classifier import featurize
-from ...embedders import GatedEmbedder, make_embedder, with_cache
+from ...embedders import make_embedder, with_cache
 from ...embedders.registry import GATED_SPEC
 from ...config import default_cache_path
 from ...progress import ProgressLike, as_progress
@@ -18,7 +18,7 @@ from ...routing import Router
 from ..embedding import featurize_with_progress
 
 from ..data.datasets import shared_data_dir, default_overrides, default_task_files, load_labelled
-from .tasks import fit_task_classifier, gated_training_set
+from .tasks import fit_task_classifier, training_features
 from ...errors import DataError
 from ...predictors.learned import cost_features, quality_features
 from ...policy import PolicyConfig
@@ -74,6 +74,10 @@ class TrainConfig:
     answer_scorer: bool = True  # fit the answer scorer when the outcome files carry answers
     price_curve: bool = True  # tiers / min_quality met on average at least cost (router.policy)
     calibration_folds: int = 5  # out-of-fold Platt calibration of the quality heads (<= 1: none)
+
+    def embedder_spec(self) -> str | dict[str, Any]:
+        """``embedder``, or the default for this router (:func:`default_embedder_spec`)."""
+        return self.embedder if self.embedder is not None else default_embedder_spec(bool(self.outcomes))
 
 
 @dataclass
@@ -164,14 +168,11 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     ds = load_labelled(files, overrides=default_overrides())
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)
-    embedder = make_embedder(cfg.embedder if cfg.embedder is not None else default_embedder_spec(bool(cfg.outcomes)))
+    embedder = make_embedder(cfg.embedder_spec())
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
     say(f"embedding {len(ds)} prompts with {embedder.name} (cache: {'off' if body is embedder else _cache_label(cfg.cache)})")
-    if isinstance(body, GatedEmbedder):  # both sides for the English rows: see gated_training_set
-        ds_fit, X = gated_training_set(ds, body, say)
-    else:
-        ds_fit, X = ds, featurize_with_progress(body, ds.prompts, say, f"embedding {len(ds)} prompts")
+    ds_fit, X = training_features(ds, body, say)
     t_embed = time.perf_counter() - t
     say(f"embedded in {t_embed:.1f}s")
     t = time.perf_counter()

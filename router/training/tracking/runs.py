@@ -376,10 +376,7 @@ def track_training(settings: MlflowSettings, cfg: Any, res: Any, say: Any) -> di
     with tempfile.TemporaryDirectory() as tmp:
         with say.waiting("evaluating on the gate data"):
             metrics.update(gate_metrics(res.router, settings, Path(tmp)))
-        from ..fit.train import default_embedder_spec
-
-        embedder = cfg.embedder if cfg.embedder is not None else default_embedder_spec(bool(cfg.outcomes))
-        params = {"embedder": embedder, "head": cfg.head, "head_params": cfg.head_params,
+        params = {"embedder": cfg.embedder_spec(), "head": cfg.head, "head_params": cfg.head_params,
                   "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
                   "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
                   "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
