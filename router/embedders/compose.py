@@ -78,53 +78,60 @@ class GatedEmbedder:
     text :func:`~router.text.language.looks_english` calls English, ``[0, other vector, 0]``
     otherwise. ``encode_paths`` gives every text's other-side row and the English texts'
     English-side rows, for training a head that serves both sides (see
-    :func:`router.training.fit.tasks.fit_task_classifier`)."""
+    :func:`router.training.fit.tasks.fit_task_classifier`).
 
-    def __init__(self, english: Embedder, other: Embedder):
+    ``dims``: (d_en, d_other), learned from the first encode of each side and recorded in
+    ``to_config``, so a loaded router never runs a side it has no text for just to learn its
+    width."""
+
+    def __init__(self, english: Embedder, other: Embedder, dims: tuple[int, int] | None = None):
         self.english = english
         self.other = other
-        self._dims: dict[str, int] = {}
+        self._dims: dict[str, int] = dict(zip(("english", "other"), dims)) if dims else {}
 
     @property
     def name(self) -> str:
         return f"gated[{GATE_VERSION}]({self.english.name}|{self.other.name})"
 
     def to_config(self) -> dict[str, Any]:
-        return {"type": "gated", "gate": GATE_VERSION, "english": self.english.to_config(),
-                "other": self.other.to_config()}
+        cfg = {"type": "gated", "gate": GATE_VERSION, "english": self.english.to_config(),
+               "other": self.other.to_config()}
+        if len(self._dims) == 2:
+            cfg["dims"] = [self._dims["english"], self._dims["other"]]
+        return cfg
 
     def with_parts(self, wrap) -> "GatedEmbedder":
         """The same gate over ``wrap(english)`` and ``wrap(other)`` (e.g. each behind a cache)."""
-        return GatedEmbedder(wrap(self.english), wrap(self.other))
+        out = GatedEmbedder(wrap(self.english), wrap(self.other))
+        out._dims = self._dims  # shared: what one learns, the other knows
+        return out
 
     def _side(self, side: str, texts: list[str], show_progress: bool) -> np.ndarray:
+        """``side``'s vectors of ``texts`` (m, d); its width learned once, from a probe if need be."""
+        if not texts and side in self._dims:
+            return np.zeros((0, self._dims[side]), dtype=np.float32)
         emb = self.english if side == "english" else self.other
-        if texts or side not in self._dims:
-            vecs = emb.encode(texts or ["."], show_progress=show_progress)
-            self._dims[side] = vecs.shape[1]
-            if not texts:
-                return vecs[:0]
-            return vecs
-        return np.zeros((0, self._dims[side]), dtype=np.float32)
+        vecs = emb.encode(texts or ["."], show_progress=show_progress)
+        self._dims[side] = vecs.shape[1]
+        return vecs[: len(texts)]
 
-    def _rows(self, vecs: np.ndarray, side: str, d_en: int, d_other: int) -> np.ndarray:
-        out = np.zeros((len(vecs), d_en + d_other + 1), dtype=np.float32)
-        if side == "english":
-            out[:, :d_en] = vecs
-            out[:, -1] = 1.0
+    @staticmethod
+    def _place(out: np.ndarray, rows, vecs: np.ndarray, english: bool) -> None:
+        d_en = out.shape[1] - 1 - (0 if english else vecs.shape[1])
+        if english:
+            out[rows, : vecs.shape[1]] = vecs
+            out[rows, -1] = 1.0
         else:
-            out[:, d_en:d_en + d_other] = vecs
-        return out
+            out[rows, d_en:-1] = vecs
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         texts = list(texts)
         en = english_mask(texts)
         v_en = self._side("english", [t for t, e in zip(texts, en) if e], show_progress)
         v_ot = self._side("other", [t for t, e in zip(texts, en) if not e], show_progress)
-        d_en, d_ot = v_en.shape[1], v_ot.shape[1]
-        out = np.zeros((len(texts), d_en + d_ot + 1), dtype=np.float32)
-        out[en] = self._rows(v_en, "english", d_en, d_ot)
-        out[~en] = self._rows(v_ot, "other", d_en, d_ot)
+        out = np.zeros((len(texts), v_en.shape[1] + v_ot.shape[1] + 1), dtype=np.float32)
+        self._place(out, en, v_en, english=True)
+        self._place(out, ~en, v_ot, english=False)
         return out
 
     def encode_paths(self, texts: Sequence[str], *, show_progress: bool = False
@@ -136,5 +143,9 @@ class GatedEmbedder:
         idx = np.flatnonzero(english_mask(texts))
         v_ot = self._side("other", texts, show_progress)
         v_en = self._side("english", [texts[i] for i in idx], show_progress)
-        d_en, d_ot = v_en.shape[1], v_ot.shape[1]
-        return self._rows(v_ot, "other", d_en, d_ot), idx, self._rows(v_en, "english", d_en, d_ot)
+        width = v_en.shape[1] + v_ot.shape[1] + 1
+        X_other = np.zeros((len(texts), width), dtype=np.float32)
+        X_en = np.zeros((len(idx), width), dtype=np.float32)
+        self._place(X_other, slice(None), v_ot, english=False)
+        self._place(X_en, slice(None), v_en, english=True)
+        return X_other, idx, X_en

@@ -50,7 +50,12 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
                                     f"{GATE_VERSION!r}")
             if not isinstance(spec.get("english"), dict) or not isinstance(spec.get("other"), dict):
                 raise ArtifactError("gated embedder config needs 'english' and 'other' embedder configs")
-            return GatedEmbedder(make_embedder(spec["english"]), make_embedder(spec["other"]))
+            dims = spec.get("dims")
+            if dims is not None and not (isinstance(dims, list) and len(dims) == 2
+                                         and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)):
+                raise ArtifactError(f"gated embedder: 'dims' must be two positive integers, got {dims!r}")
+            return GatedEmbedder(make_embedder(spec["english"]), make_embedder(spec["other"]),
+                                 tuple(dims) if dims else None)
         if kind == "concat":
             return ConcatEmbedder([make_embedder(p) for p in spec.get("parts", [])])
         if kind == "views":

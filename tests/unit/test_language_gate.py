@@ -191,3 +191,19 @@ def test_the_english_side_temperature_softens_english_rows_only_and_is_saved(tmp
     with pytest.raises(ArtifactError, match="'english_temperature' must be a finite number > 0, got 0"):
         Router.load(path)
     assert fit_task_classifier(ds, HashingEmbedder(64), threshold=0.0).english_temperature == 1.0
+
+
+def test_the_widths_are_recorded_so_a_loaded_gate_never_runs_a_side_it_has_no_text_for(tmp_path):
+    g = GatedEmbedder(HashingEmbedder(16), HashingEmbedder(8))
+    assert "dims" not in g.to_config()
+    with_cache(g, tmp_path / "c.sqlite").encode_paths(ENGLISH + OTHER)  # learned through a cache, known to g
+    cfg = json.loads(json.dumps(g.to_config()))
+    assert cfg["dims"] == [16, 8]
+    again = make_embedder(cfg)
+    en, ot = Counting("en", 16), Counting("ot", 8)
+    again.english, again.other = en, ot
+    assert again.encode(ENGLISH[:2]).shape == (2, 25) and ot.calls == []
+    assert again.encode(OTHER[:1]).shape == (1, 25) and en.calls == [ENGLISH[:2]]
+    for bad in ([16], [16, 0], [16, "8"], [True, 8]):
+        with pytest.raises(ArtifactError, match="'dims' must be two positive integers"):
+            make_embedder({**cfg, "dims": bad})
