@@ -83,11 +83,9 @@ def mlflow_flags(p: argparse.ArgumentParser, experiment: bool = True) -> None:
 
 def _holds_finetuned(spec) -> bool:
     """Whether an embedder config names a fine-tuned encoder anywhere inside it."""
-    if isinstance(spec, dict):
-        return spec.get("type") == "finetuned" or any(_holds_finetuned(v) for v in spec.values())
-    if isinstance(spec, list):
-        return any(_holds_finetuned(v) for v in spec)
-    return False
+    from ..embedders.bundle import folder_encoders
+
+    return any(node["type"] == "finetuned" for node in folder_encoders(spec))
 
 
 def cmd_eval_tasks(args: argparse.Namespace) -> int:

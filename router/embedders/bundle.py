@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ArtifactError
 
-__all__ = ["bundle_encoders", "resolve_bundled", "BUNDLE_DIR"]
+__all__ = ["bundle_encoders", "resolve_bundled", "folder_encoders", "BUNDLE_DIR"]
 
 #: Subfolder (of the component's folder) the encoder folders are copied into.
 BUNDLE_DIR = "encoders"
@@ -25,6 +25,14 @@ def _walk(spec: Any, fn) -> Any:
     if isinstance(spec, list):
         return [_walk(v, fn) for v in spec]
     return spec
+
+
+def folder_encoders(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of an embedder config that name an encoder folder (static tables, fine-tuned
+    transformers, packaged or not), in config order."""
+    nodes: list[dict[str, Any]] = []
+    _walk(spec, lambda node: nodes.append(node) or node)
+    return nodes
 
 
 def bundle_encoders(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
