@@ -37,7 +37,7 @@ SHARED_REAL = GROUP[:3]
 BANDS = ((0, 200, "0-200"), (200, 1000, "200-1000"), (1000, 10**9, "1000-"))
 
 
-def build(folder: Path, ds, held_out) -> None:
+def build(folder: Path, ds, held_out, params) -> None:
     import tempfile
 
     from router.embedders import minilm_path
@@ -48,7 +48,7 @@ def build(folder: Path, ds, held_out) -> None:
     w = class_balanced_weights([r.task for r in keep], [r.collection for r in keep], 0.75)
     w = w * np.array([r.weight for r in keep])
     res = finetune_encoder([r.prompt for r in keep], [r.task for r in keep], w, base_model=minilm_path(),
-                           progress=lambda s: print(s, flush=True))
+                           params=params, progress=lambda s: print(s, flush=True))
     with tempfile.TemporaryDirectory() as tmp:
         save_finetuned(res, tmp, extra={"held_out": list(held_out), "rows": len(keep), "temperature": 1.7})
         export_onnx_int8(tmp, folder)
@@ -108,8 +108,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--encoder", required=True, type=Path, help="task encoder folder fine-tuned without the group")
     ap.add_argument("--build", action="store_true")
+    ap.add_argument("--layers", type=int, help="with --build: keep the base model's first N layers")
+    ap.add_argument("--max-tokens", type=int, default=128, help="with --build: word pieces per prompt")
+    ap.add_argument("--epochs", type=int, default=3, help="with --build")
     ap.add_argument("--held-out", default=",".join(GROUP))
     ap.add_argument("--frozen", default="minilm-onnx+use@views")
+    ap.add_argument("--other", help="the gated encoder's side for the other languages (default: --frozen)")
     ap.add_argument("--cache", default=".cache/embeddings.sqlite")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path, help="write a reliability diagram (PNG) here")
@@ -117,7 +121,9 @@ def main() -> None:
     held = tuple(args.held_out.split(","))
     ds = load_labelled(default_task_files(shared_data_dir()), overrides=default_overrides())
     if args.build:
-        build(args.encoder, ds, held)
+        from router.training.fit.encoder import FinetuneParams
+
+        build(args.encoder, ds, held, FinetuneParams(layers=args.layers, max_tokens=args.max_tokens, epochs=args.epochs))
     train = LabelledSet([r for r in ds.rows if r.collection not in held], files=ds.files)
     test = [r for r in ds.rows if r.collection in held]
     texts = [r.prompt for r in test]
@@ -125,7 +131,7 @@ def main() -> None:
     report = {"held_out": held, "train_rows": len(train), "test_rows": len(test), "encoder": enc.name,
               "gate_english_share": round(float(english_mask(texts).mean()), 4), "variants": {}}
     frozen = with_cache(make_embedder(args.frozen), args.cache)
-    gated = with_cache(GatedEmbedder(enc, make_embedder(args.frozen)), args.cache)
+    gated = with_cache(GatedEmbedder(enc, make_embedder(args.other or args.frozen)), args.cache)
     own = enc.predict_proba(texts)  # with the encoder's temperature (encoder.json)
     preds = {"frozen default": ([], []), "fine-tuned encoder, own head": (list(np.array(enc.labels)[own.argmax(1)]), own.max(1)),
              "gated": ([], [])}

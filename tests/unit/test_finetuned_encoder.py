@@ -173,3 +173,29 @@ def test_choose_temperature_cools_overconfident_predictions():
     well = np.full((n, k), 0.3 / (k - 1))
     well[np.arange(n), pred] = 0.7
     assert choose_temperature([well], [y]) == pytest.approx(1.0, abs=0.1)
+
+
+def test_keep_first_layers_cuts_the_depth_and_keeps_those_layers(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from router.training.fit.encoder import keep_first_layers
+
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                                  intermediate_size=24, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = transformers.BertModel(cfg).eval()
+    first_two = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("encoder.layer.0.", "encoder.layer.1."))}
+    with pytest.raises(ValueError, match="between 1 and 4"):
+        keep_first_layers(model, 5)
+    with pytest.raises(ValueError, match="between 1 and 4"):
+        keep_first_layers(model, 0)
+    keep_first_layers(model, 2)
+    model.save_pretrained(str(tmp_path))
+    loaded = transformers.AutoModel.from_pretrained(str(tmp_path)).eval()
+    assert loaded.config.num_hidden_layers == 2 and len(loaded.encoder.layer) == 2
+    state = loaded.state_dict()
+    assert not any(k.startswith("encoder.layer.2.") for k in state)
+    for k, v in first_two.items():
+        assert torch.equal(state[k], v), k
+    ids = torch.tensor([[1, 5, 7, 2]])
+    assert torch.allclose(loaded(input_ids=ids).last_hidden_state, model(input_ids=ids).last_hidden_state)

@@ -31,7 +31,7 @@ import numpy as np
 from ...embedders.finetuned import ENCODER_CONFIG, head_tail_ids, head_tail_text
 
 __all__ = ["FinetuneParams", "FinetuneResult", "build_task_encoder", "choose_temperature", "class_balanced_weights",
-           "finetune_encoder", "save_finetuned"]
+           "finetune_encoder", "keep_first_layers", "save_finetuned"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class FinetuneParams:
     max_chars: int = 1200
     weight_power: float = 0.75
     seed: int = 0
+    #: keep only the base model's first ``layers`` transformer layers (None: all of them); a
+    #: decision's cost is about proportional to layers x max_tokens (BENCHMARKS.md)
+    layers: int | None = None
 
 
 @dataclass
@@ -71,6 +74,18 @@ def class_balanced_weights(labels: Sequence[str], collections: Sequence[str], po
     cc, lc = Counter(collections), Counter(labels)
     w = np.array([cc[c] ** (-power) * len(labels) / (len(lc) * lc[y]) for y, c in zip(labels, collections)])
     return w * (len(w) / w.sum())
+
+
+def keep_first_layers(model: Any, layers: int) -> None:
+    """Cut a BERT-style transformers model (``model.encoder.layer``) to its first ``layers`` layers,
+    in place; the config records the new depth so the saved folder loads as the smaller model."""
+    import torch
+
+    have = len(model.encoder.layer)
+    if not 1 <= layers <= have:
+        raise ValueError(f"layers must be between 1 and {have} (the base model's depth), got {layers}")
+    model.encoder.layer = torch.nn.ModuleList(list(model.encoder.layer)[:layers])
+    model.config.num_hidden_layers = layers
 
 
 def _batches(lengths: np.ndarray, batch_size: int, rng: random.Random) -> list[np.ndarray]:
@@ -117,7 +132,10 @@ def finetune_encoder(
     np.random.seed(params.seed)
     torch.manual_seed(params.seed)
     tok = AutoTokenizer.from_pretrained(str(base_model))
-    model = AutoModel.from_pretrained(str(base_model), dtype=torch.float32).to(device)
+    model = AutoModel.from_pretrained(str(base_model), dtype=torch.float32)
+    if params.layers is not None:
+        keep_first_layers(model, params.layers)
+    model = model.to(device)
     dim = model.config.hidden_size
     head = torch.nn.Linear(dim, len(classes)).to(device)
 
