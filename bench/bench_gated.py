@@ -37,20 +37,29 @@ SHARED_REAL = GROUP[:3]
 BANDS = ((0, 200, "0-200"), (200, 1000, "200-1000"), (1000, 10**9, "1000-"))
 
 
-def build(folder: Path, ds, held_out, params) -> None:
+def build(folder: Path, ds, held_out, params, teacher: Path | None = None, alpha: float = 0.0) -> None:
     import tempfile
 
     from router.embedders import minilm_path
     from router.embedders.finetuned import export_onnx_int8
-    from router.training.fit.encoder import class_balanced_weights, finetune_encoder, save_finetuned
+    from router.training.fit.encoder import class_balanced_weights, distillation_targets, finetune_encoder, save_finetuned
 
     keep = [r for r in ds.rows if r.collection not in held_out]
     w = class_balanced_weights([r.task for r in keep], [r.collection for r in keep], 0.75)
     w = w * np.array([r.weight for r in keep])
+    soft = None
+    if teacher is not None:  # the teacher must have been fine-tuned without the group as well
+        from router.embedders.finetuned import FinetunedEmbedder
+
+        t = FinetunedEmbedder(teacher)
+        if set(json.loads((teacher / "encoder.json").read_text()).get("held_out", ())) != set(held_out):
+            raise SystemExit(f"{teacher} was not fine-tuned with exactly this group held out")
+        soft = distillation_targets([r.task for r in keep], t.labels, t.predict_proba([r.prompt for r in keep]), alpha)
     res = finetune_encoder([r.prompt for r in keep], [r.task for r in keep], w, base_model=minilm_path(),
-                           params=params, progress=lambda s: print(s, flush=True))
+                           params=params, soft_targets=soft, progress=lambda s: print(s, flush=True))
     with tempfile.TemporaryDirectory() as tmp:
-        save_finetuned(res, tmp, extra={"held_out": list(held_out), "rows": len(keep), "temperature": 1.7})
+        save_finetuned(res, tmp, extra={"held_out": list(held_out), "rows": len(keep), "temperature": 1.7,
+                                        "teacher": None if teacher is None else str(teacher), "alpha": alpha})
         export_onnx_int8(tmp, folder)
 
 
@@ -111,6 +120,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, help="with --build: keep the base model's first N layers")
     ap.add_argument("--max-tokens", type=int, default=128, help="with --build: word pieces per prompt")
     ap.add_argument("--epochs", type=int, default=3, help="with --build")
+    ap.add_argument("--teacher", type=Path, help="with --build: distil this encoder (fine-tuned without the same group)")
+    ap.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of its probabilities in the targets")
     ap.add_argument("--held-out", default=",".join(GROUP))
     ap.add_argument("--frozen", default="minilm-onnx+use@views")
     ap.add_argument("--other", help="the gated encoder's side for the other languages (default: --frozen)")
@@ -123,7 +134,8 @@ def main() -> None:
     if args.build:
         from router.training.fit.encoder import FinetuneParams
 
-        build(args.encoder, ds, held, FinetuneParams(layers=args.layers, max_tokens=args.max_tokens, epochs=args.epochs))
+        build(args.encoder, ds, held, FinetuneParams(layers=args.layers, max_tokens=args.max_tokens, epochs=args.epochs),
+              args.teacher, args.alpha if args.teacher else 0.0)
     train = LabelledSet([r for r in ds.rows if r.collection not in held], files=ds.files)
     test = [r for r in ds.rows if r.collection in held]
     texts = [r.prompt for r in test]

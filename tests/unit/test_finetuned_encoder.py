@@ -199,3 +199,51 @@ def test_keep_first_layers_cuts_the_depth_and_keeps_those_layers(tmp_path):
         assert torch.equal(state[k], v), k
     ids = torch.tensor([[1, 5, 7, 2]])
     assert torch.allclose(loaded(input_ids=ids).last_hidden_state, model(input_ids=ids).last_hidden_state)
+
+
+def test_distillation_targets_mix_labels_and_teacher():
+    from router.training.fit.encoder import distillation_targets
+
+    classes = ["a", "b", "c"]
+    teacher = np.array([[0.2, 0.6, 0.2], [1.0, 1.0, 2.0]])  # the second row is normalised on the way
+    assert distillation_targets(["a", "c"], classes, teacher, 0.0) == pytest.approx(np.array([[1, 0, 0], [0, 0, 1]]))
+    assert distillation_targets(["a", "c"], classes, None, 0.5) == pytest.approx(np.array([[1, 0, 0], [0, 0, 1]]))
+    mixed = distillation_targets(["a", "c"], classes, teacher, 0.5)
+    assert mixed == pytest.approx(np.array([[0.6, 0.3, 0.1], [0.125, 0.125, 0.75]]))
+    assert mixed.sum(1) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="alpha"):
+        distillation_targets(["a"], classes, teacher[:1], 1.5)
+    with pytest.raises(ValueError, match="not among the classes"):
+        distillation_targets(["z"], classes, teacher[:1], 0.5)
+    with pytest.raises(ValueError, match="teacher must be"):
+        distillation_targets(["a", "b"], classes, teacher[:1], 0.5)
+
+
+def test_finetune_trains_against_soft_targets_instead_of_the_labels(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from router.embedders import minilm_path
+    from router.training.fit.encoder import FinetuneParams, finetune_encoder
+
+    base = minilm_path()
+    if base is None:
+        pytest.skip("the MiniLM tokenizer is not installed")
+    tok = transformers.AutoTokenizer.from_pretrained(str(base))
+    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=24, max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.BertModel(cfg).save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    texts = [f"prompt number {i} about {w}" for i, w in enumerate(["cats", "dogs", "maths", "code"] * 4)]
+    labels = ["a", "b"] * 8
+    soft = np.tile([0.0, 1.0], (16, 1)).astype(np.float32)  # the teacher says "b" for every row
+    params = FinetuneParams(epochs=8, batch_size=8, lr=1e-3, head_lr=5e-2, max_tokens=16)
+    with pytest.raises(ValueError, match="soft_targets must be"):
+        finetune_encoder(texts, labels, base_model=tmp_path, params=params, soft_targets=soft[:3])
+    with pytest.raises(ValueError, match="probabilities"):
+        finetune_encoder(texts, labels, base_model=tmp_path, params=params, soft_targets=soft * 2)
+    seen = {}
+    res = finetune_encoder(texts, labels, base_model=tmp_path, params=params, soft_targets=soft,
+                           eval_texts=texts, on_epoch=lambda e, p: seen.__setitem__(e, p))
+    assert res.labels == ["a", "b"]
+    assert (seen[8].argmax(1) == 1).all()  # the labels alone would put half the rows in "a"

@@ -30,7 +30,7 @@ import numpy as np
 
 from ...embedders.finetuned import ENCODER_CONFIG, head_tail_ids, head_tail_text
 
-__all__ = ["FinetuneParams", "FinetuneResult", "build_task_encoder", "choose_temperature", "class_balanced_weights",
+__all__ = ["FinetuneParams", "FinetuneResult", "build_task_encoder", "choose_temperature", "class_balanced_weights", "distillation_targets",
            "finetune_encoder", "keep_first_layers", "save_finetuned"]
 
 
@@ -112,12 +112,16 @@ def finetune_encoder(
     eval_texts: Sequence[str] | None = None,
     on_epoch: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    soft_targets: np.ndarray | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``base_model`` (a local transformers/sentence-transformers folder) on (texts, labels).
 
     ``weights``: per-row loss weights (n,) (default: :func:`class_balanced_weights` is the
     caller's job; ``None`` = uniform). ``eval_texts`` with ``on_epoch(epoch, proba (m, k))``
-    reports the held-out probabilities after each epoch (for leave-source-out)."""
+    reports the held-out probabilities after each epoch (for leave-source-out).
+    ``soft_targets``: (n, k) probability rows over ``sorted(set(labels))`` to train against
+    instead of the one-hot labels (distillation: a teacher's probabilities, mixed with the labels
+    as the caller likes; see :func:`distillation_targets`)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -144,6 +148,15 @@ def finetune_encoder(
 
     ids = encode_ids(texts)
     y = torch.tensor([classes.index(l) for l in labels], device=device)
+    if soft_targets is not None:
+        soft = np.asarray(soft_targets, dtype=np.float32)
+        if soft.shape != (len(texts), len(classes)):
+            raise ValueError(f"soft_targets must be ({len(texts)}, {len(classes)}), got {soft.shape}")
+        if (soft < 0).any() or not np.allclose(soft.sum(1), 1.0, atol=1e-3):
+            raise ValueError("soft_targets rows must be probabilities (non-negative, summing to 1)")
+        target = torch.tensor(soft, device=device)
+    else:
+        target = None
     w = torch.tensor(np.ones(len(texts)) if weights is None else np.asarray(weights, float),
                      dtype=torch.float32, device=device)
     lengths = np.array([len(i) for i in ids])
@@ -198,7 +211,7 @@ def finetune_encoder(
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 logits = head(pooled(a, m)).float()
             bi = torch.as_tensor(b, device=device)
-            loss_each = torch.nn.functional.cross_entropy(logits, y[bi], reduction="none")
+            loss_each = torch.nn.functional.cross_entropy(logits, y[bi] if target is None else target[bi], reduction="none")
             loss = (loss_each * w[bi]).sum() / w[bi].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,6 +230,27 @@ def finetune_encoder(
         model=model, tokenizer=tok, head_weight=head.weight.detach().float().cpu().numpy(),
         head_bias=head.bias.detach().float().cpu().numpy(), labels=classes, params=params,
         seconds=time.perf_counter() - t0, history=history)
+
+
+def distillation_targets(labels: Sequence[str], classes: Sequence[str], teacher: np.ndarray | None,
+                         alpha: float) -> np.ndarray:
+    """(n, k) training targets: ``(1 - alpha) * one_hot(labels) + alpha * teacher``. ``teacher``
+    (n, k) over ``classes`` (e.g. a larger fine-tuned encoder's ``predict_proba``); rows of an
+    unlabelled transfer set take the teacher's argmax as their label and ``alpha = 1`` is usual."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    index = {c: i for i, c in enumerate(classes)}
+    missing = sorted(set(labels) - set(index))
+    if missing:
+        raise ValueError(f"labels not among the classes: {missing}")
+    out = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    out[np.arange(len(labels)), [index[l] for l in labels]] = 1.0
+    if teacher is not None and alpha > 0:
+        teacher = np.asarray(teacher, dtype=np.float32)
+        if teacher.shape != out.shape:
+            raise ValueError(f"teacher must be {out.shape}, got {teacher.shape}")
+        out = (1.0 - alpha) * out + alpha * teacher / teacher.sum(1, keepdims=True)
+    return out
 
 
 def save_finetuned(result: FinetuneResult, folder: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
