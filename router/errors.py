@@ -72,7 +72,14 @@ class DataError(RouterError):
 
 
 class InvalidRequestError(RouterError, ValueError):
-    """A prompt, message list or routing constraint is malformed."""
+    """A prompt, message list or routing constraint is malformed.
+
+    ``param``: the request field at fault (``"messages"``, ``"max_cost"``, ...; the gateway's
+    OpenAI-style body reports it), ``None`` when the error is not about one field."""
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class UnknownModelError(RouterError, KeyError):

@@ -147,19 +147,19 @@ class Constraints:
         if self.min_quality is not None and not (
             isinstance(self.min_quality, (int, float)) and 0.0 <= self.min_quality <= 1.0
         ):
-            raise InvalidRequestError(f"min_quality must be in [0, 1], got {self.min_quality!r}")
+            raise InvalidRequestError(f"min_quality must be in [0, 1], got {self.min_quality!r}", param="min_quality")
         if self.max_cost is not None and not (
             isinstance(self.max_cost, (int, float)) and self.max_cost >= 0 and math.isfinite(self.max_cost)
         ):
-            raise InvalidRequestError(f"max_cost must be a non-negative number of USD, got {self.max_cost!r}")
+            raise InvalidRequestError(f"max_cost must be a non-negative number of USD, got {self.max_cost!r}", param="max_cost")
         if self.max_quality_gap is not None and not (
             isinstance(self.max_quality_gap, (int, float)) and 0.0 <= self.max_quality_gap <= 1.0
         ):
-            raise InvalidRequestError(f"max_quality_gap must be in [0, 1], got {self.max_quality_gap!r}")
+            raise InvalidRequestError(f"max_quality_gap must be in [0, 1], got {self.max_quality_gap!r}", param="max_quality_gap")
         if self.max_tokens is not None and (
             isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
         ):
-            raise InvalidRequestError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+            raise InvalidRequestError(f"max_tokens must be a positive integer, got {self.max_tokens!r}", param="max_tokens")
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def resolve_target(config: PolicyConfig, c: Constraints) -> tuple[float, str | N
     target (the default tier when it names none). Raises :class:`InvalidRequestError` for a
     tier the policy does not know (the one place that rule lives)."""
     if c.tier is not None and c.tier not in config.tiers:
-        raise InvalidRequestError(f"unknown tier {c.tier!r}; known: {sorted(config.tiers)}")
+        raise InvalidRequestError(f"unknown tier {c.tier!r}; known: {sorted(config.tiers)}", param="model")
     if c.min_quality is not None:
         return float(c.min_quality), c.tier
     tier = c.tier if c.tier is not None else config.default_tier

@@ -63,24 +63,23 @@ def _content_text(content: Any, index: int) -> tuple[str, int]:
     if not isinstance(content, (list, tuple)):
         raise InvalidRequestError(
             f"messages[{index}].content must be a string or a list of content parts, "
-            f"got {type(content).__name__}"
-        )
+            f"got {type(content).__name__}", param="messages")
     texts, images = [], 0
     for j, part in enumerate(content):
         if not isinstance(part, Mapping) or "type" not in part:
-            raise InvalidRequestError(f"messages[{index}].content[{j}] must be an object with a 'type'")
+            raise InvalidRequestError(f"messages[{index}].content[{j}] must be an object with a 'type'", param="messages")
         kind = part["type"]
         if kind == "text":
             t = part.get("text")
             if not isinstance(t, str):
-                raise InvalidRequestError(f"messages[{index}].content[{j}].text must be a string")
+                raise InvalidRequestError(f"messages[{index}].content[{j}].text must be a string", param="messages")
             texts.append(t)
         elif kind in IMAGE_PART_TYPES:
             images += 1
         elif kind in ("input_audio", "file", "refusal"):
             continue
         else:
-            raise InvalidRequestError(f"messages[{index}].content[{j}] has unknown type {kind!r}")
+            raise InvalidRequestError(f"messages[{index}].content[{j}] has unknown type {kind!r}", param="messages")
     return "\n".join(texts), images
 
 
@@ -88,30 +87,29 @@ def parse_request(prompt: Prompt) -> ParsedRequest:
     """Validate ``prompt`` (a string or message list) and extract what routing needs."""
     if isinstance(prompt, str):
         if not prompt.strip():
-            raise InvalidRequestError("prompt is empty")
+            raise InvalidRequestError("prompt is empty", param="messages")
         return ParsedRequest(prompt, (), False, estimate_tokens(prompt) + _MESSAGE_OVERHEAD)
     if isinstance(prompt, (bytes, bytearray)) or not isinstance(prompt, Sequence):
         raise InvalidRequestError(
-            f"prompt must be a string or a list of messages, got {type(prompt).__name__}"
-        )
+            f"prompt must be a string or a list of messages, got {type(prompt).__name__}", param="messages")
     if len(prompt) == 0:
-        raise InvalidRequestError("messages is empty")
+        raise InvalidRequestError("messages is empty", param="messages")
     turns: list[tuple[str, str]] = []
     tokens, images = 0, 0
     for i, msg in enumerate(prompt):
         if not isinstance(msg, Mapping):
-            raise InvalidRequestError(f"messages[{i}] must be an object, got {type(msg).__name__}")
+            raise InvalidRequestError(f"messages[{i}] must be an object, got {type(msg).__name__}", param="messages")
         role = msg.get("role")
         if role not in _ROLES:
-            raise InvalidRequestError(f"messages[{i}].role must be one of {sorted(_ROLES)}, got {role!r}")
+            raise InvalidRequestError(f"messages[{i}].role must be one of {sorted(_ROLES)}, got {role!r}", param="messages")
         text, n_img = _content_text(msg.get("content"), i)
         images += n_img
         tokens += estimate_tokens(text) + _MESSAGE_OVERHEAD + n_img * _IMAGE_TOKENS
         turns.append((role, text))
     last_user = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
     if last_user is None:
-        raise InvalidRequestError("messages has no user message")
+        raise InvalidRequestError("messages has no user message", param="messages")
     text = turns[last_user][1]
     if not text.strip() and images == 0:
-        raise InvalidRequestError(f"messages[{last_user}] (the last user message) is empty")
+        raise InvalidRequestError(f"messages[{last_user}] (the last user message) is empty", param="messages")
     return ParsedRequest(text, tuple(turns[:last_user]), images > 0, tokens)

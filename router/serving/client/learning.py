@@ -52,27 +52,27 @@ def parse_escalate(value: Any) -> tuple[bool, CascadeRequest | None]:
     if value is True or value == "checks":
         return True, None
     if not isinstance(value, Mapping):
-        raise InvalidRequestError(f"router option escalate must be {_FORMS}; got {value!r}")
+        raise InvalidRequestError(f"router option escalate must be {_FORMS}; got {value!r}", param="escalate")
     unknown = set(value) - CASCADE_KEYS
     if unknown:
-        raise InvalidRequestError(f"unknown escalate key(s) {sorted(unknown)}; known: {sorted(CASCADE_KEYS)}")
+        raise InvalidRequestError(f"unknown escalate key(s) {sorted(unknown)}; known: {sorted(CASCADE_KEYS)}", param="escalate")
     target = value.get("target")
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
                                or not 0.0 <= float(target) <= 1.0):
-        raise InvalidRequestError(f"escalate target must be a number in [0, 1], got {target!r}")
+        raise InvalidRequestError(f"escalate target must be a number in [0, 1], got {target!r}", param="escalate")
     steps = value.get("max_steps", 2)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InvalidRequestError(f"escalate max_steps must be an integer >= 1, got {steps!r}")
+        raise InvalidRequestError(f"escalate max_steps must be an integer >= 1, got {steps!r}", param="escalate")
     agree = value.get("agree", False)
     if not isinstance(agree, bool):
-        raise InvalidRequestError(f"escalate agree must be true or false, got {agree!r}")
+        raise InvalidRequestError(f"escalate agree must be true or false, got {agree!r}", param="escalate")
     return True, CascadeRequest(None if target is None else float(target), steps, agree)
 
 
 def parse_explore(value: Any) -> bool:
     """The per-request ``explore`` opt-out: ``true`` (the default) or ``false``."""
     if not isinstance(value, bool):
-        raise InvalidRequestError(f"router option explore must be true or false, got {value!r}")
+        raise InvalidRequestError(f"router option explore must be true or false, got {value!r}", param="explore")
     return value
 
 

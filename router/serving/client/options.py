@@ -105,20 +105,20 @@ def _router_options(kw: dict[str, Any], extra_body: dict[str, Any] | None) -> di
         if src is None:
             continue
         if not isinstance(src, Mapping):
-            raise InvalidRequestError("the 'router' options must be an object")
+            raise InvalidRequestError("the 'router' options must be an object", param="router")
         opts.update(src)
     for k in (*_TOP_LEVEL_OPTIONS, "explore"):
         if k in kw:
             opts[k] = kw.pop(k)
     unknown = set(opts) - OPTION_KEYS
     if unknown:
-        raise InvalidRequestError(f"unknown router option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}")
+        raise InvalidRequestError(f"unknown router option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}", param="router")
     for k in _TOP_LEVEL_OPTIONS:  # Constraints checks ranges; a bool is not a number here
         if isinstance(opts.get(k), bool):
-            raise InvalidRequestError(f"router option {k} must be a number, got {opts[k]!r}")
+            raise InvalidRequestError(f"router option {k} must be a number, got {opts[k]!r}", param=k)
     d = opts.get("deadline")
     if d is not None and not (isinstance(d, (int, float)) and math.isfinite(d) and d > 0):
-        raise InvalidRequestError(f"deadline must be a positive number of seconds, got {d!r}")
+        raise InvalidRequestError(f"deadline must be a positive number of seconds, got {d!r}", param="deadline")
     return opts
 
 
@@ -137,10 +137,10 @@ def _check_values(kw: Mapping[str, Any]) -> None:
     ``stream_options`` that is not an object."""
     for k, v in kw.items():
         if isinstance(v, float) and not math.isfinite(v):
-            raise InvalidRequestError(f"'{k}' must be a finite number, got {v!r}")
+            raise InvalidRequestError(f"'{k}' must be a finite number, got {v!r}", param=k)
     so = kw.get("stream_options")
     if so is not None and not isinstance(so, Mapping):
-        raise InvalidRequestError(f"'stream_options' must be an object, got {type(so).__name__}")
+        raise InvalidRequestError(f"'stream_options' must be an object, got {type(so).__name__}", param="stream_options")
 
 
 def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str | None, catalog: Any,
@@ -153,12 +153,12 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
     kw = dict(kwargs)
     model = kw.pop("model", None)
     if not isinstance(model, str) or not model.strip():
-        raise InvalidRequestError("'model' is required: a catalog model, 'auto' or 'auto:<tier>'")
+        raise InvalidRequestError("'model' is required: a catalog model, 'auto' or 'auto:<tier>'", param="model")
     messages = kw.get("messages")
     if messages is None:
-        raise InvalidRequestError("'messages' is required")
+        raise InvalidRequestError("'messages' is required", param="messages")
     if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Sequence):
-        raise InvalidRequestError(f"'messages' must be a list of message objects, got {type(messages).__name__}")
+        raise InvalidRequestError(f"'messages' must be a list of message objects, got {type(messages).__name__}", param="messages")
     parsed = parse_request(messages)
     _check_values(kw)
 
@@ -177,9 +177,9 @@ def parse_options(kwargs: Mapping[str, Any], *, request_id: str, client_tag: str
         if name.startswith("auto:"):
             tier = name[5:]
             if not tier:
-                raise InvalidRequestError("'auto:' needs a tier, e.g. 'auto:budget'")
+                raise InvalidRequestError("'auto:' needs a tier, e.g. 'auto:budget'", param="model")
         if tier is not None and tier not in tiers:
-            raise InvalidRequestError(f"unknown tier {tier!r}; known: {sorted(tiers)}")
+            raise InvalidRequestError(f"unknown tier {tier!r}; known: {sorted(tiers)}", param="model")
     else:
         canonical = catalog.resolve(name)  # UnknownModelError
 

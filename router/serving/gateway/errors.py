@@ -23,25 +23,12 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
     return Response(body, status_code=status, media_type="application/json", headers=dict(headers or {}))
 
 
-def _param_of(message: str) -> str | None:
-    for name in ("messages", "max_tokens", "max_cost", "min_quality", "max_quality_gap", "model", "escalate",
-                 "explore"):
-        if message.startswith(name) or message.startswith(f"'{name}'") or f" {name} " in message[:40]:
-            return name
-    if message.startswith("prompt"):
-        return "messages"
-    if "tier" in message[:20]:
-        return "model"
-    return None
-
-
 def map_exception(exc: BaseException) -> tuple[int, str, str, str | None, str | None]:
     """(HTTP status, message, type, code, param) for an exception raised while serving a request."""
     if isinstance(exc, UnknownModelError):
         return 404, str(exc), "invalid_request_error", "model_not_found", "model"
     if isinstance(exc, InvalidRequestError):
-        msg = str(exc)
-        return 400, msg, "invalid_request_error", None, _param_of(msg)
+        return 400, str(exc), "invalid_request_error", None, exc.param
     if isinstance(exc, NoEligibleModelError):
         return 400, str(exc), "invalid_request_error", "no_eligible_model", None
     if isinstance(exc, UpstreamError):

@@ -13,7 +13,6 @@ from starlette.responses import Response
 from ...errors import InvalidRequestError, UsageLogError
 from ..usage.record import client_feedback
 from .errors import error_response
-from .learning import feedback_param
 
 __all__ = ["add_feedback_reader", "store_feedback", "MAX_COMMENT_CHARS", "SCORE_FIELDS", "pick_score_field"]
 
@@ -75,7 +74,7 @@ async def store_feedback(store: Any, body: Any) -> Response:
     try:  # origin: a client cannot claim judge; score, thumbs or a 1-10 rating
         kw = client_feedback(body)
     except InvalidRequestError as exc:
-        return error_response(400, str(exc), param=feedback_param(str(exc)))
+        return error_response(400, str(exc), param=exc.param)
     try:
         fid = await run_in_threadpool(lambda: store.add_feedback(**kw))
     except InvalidRequestError as exc:  # values are checked above: this is an unknown request id

@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
-__all__ = ["learning_headers", "feedback_param"]
-
-_FIELDS = ("request_id", "score", "thumbs", "rating", "origin", "comment", "model")
+__all__ = ["learning_headers"]
 
 
 def learning_headers(meta: dict[str, Any]) -> dict[str, str]:
@@ -34,8 +31,3 @@ def learning_headers(meta: dict[str, Any]) -> dict[str, str]:
     if meta.get("cascade"):
         h["x-router-cascade"] = json.dumps(meta["cascade"], separators=(",", ":"), ensure_ascii=True)
     return h
-
-
-def feedback_param(message: str) -> str | None:
-    """The body field a ``client_feedback`` error names (the OpenAI error's ``param``)."""
-    return next((f for f in _FIELDS if f"'{f}'" in message), None)

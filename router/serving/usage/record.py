@@ -49,18 +49,18 @@ def score_from(*, score: Any = None, thumbs: Any = None, rating: Any = None, sca
     given = [k for k, v in (("score", score), ("thumbs", thumbs), ("rating", rating)) if v is not None]
     if len(given) != 1:
         raise InvalidRequestError("give exactly one of 'score' (0..1), 'thumbs' ('up' | 'down') or "
-                                  f"'rating' (1..{scale}); got {given or 'none'}")
+                                  f"'rating' (1..{scale}); got {given or 'none'}", param="score")
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
                 or not 0.0 <= score <= 1.0:
-            raise InvalidRequestError(f"'score' must be a number in [0, 1], got {score!r}")
+            raise InvalidRequestError(f"'score' must be a number in [0, 1], got {score!r}", param="score")
         return float(score)
     if thumbs is not None:
         if thumbs not in ("up", "down"):
-            raise InvalidRequestError(f"'thumbs' must be 'up' or 'down', got {thumbs!r}")
+            raise InvalidRequestError(f"'thumbs' must be 'up' or 'down', got {thumbs!r}", param="thumbs")
         return 1.0 if thumbs == "up" else 0.0
     if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not 1 <= rating <= scale:
-        raise InvalidRequestError(f"'rating' must be a number in [1, {scale}], got {rating!r}")
+        raise InvalidRequestError(f"'rating' must be a number in [1, {scale}], got {rating!r}", param="rating")
     return (float(rating) - 1.0) / (scale - 1.0)
 
 
@@ -150,15 +150,15 @@ def client_feedback(body: Any) -> dict[str, Any]:
         raise InvalidRequestError("the request body must be a JSON object")
     rid = body.get("request_id")
     if not isinstance(rid, str) or not rid:
-        raise InvalidRequestError("'request_id' is required (the x-router-request-id of the answer)")
+        raise InvalidRequestError("'request_id' is required (the x-router-request-id of the answer)", param="request_id")
     score = score_from(score=body.get("score"), thumbs=body.get("thumbs"), rating=body.get("rating"))
     origin = body.get("origin", "human")
     if origin not in CLIENT_ORIGINS:
         raise InvalidRequestError(f"'origin' must be one of {list(CLIENT_ORIGINS)}, got {origin!r}"
                                   + (" (judge grades come from `router judge`, not from clients)"
-                                     if origin == "judge" else ""))
+                                     if origin == "judge" else ""), param="origin")
     comment, model = body.get("comment"), body.get("model")
     for key, v in (("comment", comment), ("model", model)):
         if v is not None and not isinstance(v, str):
-            raise InvalidRequestError(f"'{key}' must be a string")
+            raise InvalidRequestError(f"'{key}' must be a string", param=key)
     return {"request_id": rid, "score": score, "comment": comment, "origin": origin, "model": model}
