@@ -1,5 +1,5 @@
 """Encoder cost on a realistic length mix: the fine-tuned ``task-minilm`` (ONNX int8, head+tail
-128 tokens) against the frozen default (``minilm-onnx+use@views``).
+64 word pieces) against the frozen default (``minilm-onnx+use@views``).
 
 The mix: prompts drawn from the project's and the shared labelled files so that their lengths in
 characters follow p25 132 / median 251 / p75 594 / p90 2,019 (the hidden real set's; log-linear

@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--encoder", required=True, type=Path, help="task encoder folder fine-tuned without the group")
     ap.add_argument("--build", action="store_true")
     ap.add_argument("--layers", type=int, help="with --build: keep the base model's first N layers")
-    ap.add_argument("--max-tokens", type=int, default=128, help="with --build: word pieces per prompt")
+    ap.add_argument("--max-tokens", type=int, default=64, help="with --build: word pieces per prompt")
     ap.add_argument("--epochs", type=int, default=3, help="with --build")
     ap.add_argument("--teacher", type=Path, help="with --build: distil this encoder (fine-tuned without the same group)")
     ap.add_argument("--alpha", type=float, default=0.5, help="with --teacher: weight of its probabilities in the targets")
