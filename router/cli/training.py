@@ -200,7 +200,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"default: {TASK_ONLY_EMBEDDER_SPEC} (English prompts to the fine-tuned task encoder, the "
                         f"others to the frozen pipeline; 'gated' for short) without --outcomes, {DEFAULT_EMBEDDER_SPEC} "
                         "with them (the quality heads read these features) | minilm+use@views (torch) | minilm-onnx+use | minilm | use | "
-                        "hashing | task-minilm (fine-tuned, shipped) | 'static:DIR/use+static:DIR/minilm@views' (fast; "
+                        "hashing | task-minilm (fine-tuned, shipped) | gated-fast (task-minilm|use@views: bounded cost for "
+                        "the other languages, ~1 point less accurate on them) | 'static:DIR/use+static:DIR/minilm@views' (fast; "
                         "build DIR with python -m router.training.fit.static DIR) | a sentence-transformers id/path; "
                         "'@views' adds first/last-sentence embeddings; 'A|B': English prompts to A, the others to B")
     p.add_argument("--head", default="logreg", choices=["logreg", "knn", "mlp"],

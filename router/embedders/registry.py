@@ -15,17 +15,23 @@ from .use import USEEmbedder
 from .finetuned import FinetunedEmbedder
 from .static import StaticEmbedder
 
-__all__ = ["make_embedder", "GATED_SPEC"]
+__all__ = ["make_embedder", "GATED_SPEC", "GATED_FAST_SPEC"]
 
 #: ``gated``: the fine-tuned English encoder for English prompts, the multilingual default
 #: pipeline for the rest (BENCHMARKS.md, "Language-gated encoder").
 GATED_SPEC = "task-minilm|minilm-onnx+use@views"
+#: ``gated-fast``: the same English side, USE alone for the rest: the other languages' decision
+#: is bounded (p99 ~23 ms instead of ~140) for 1-1.6 points of non-English accuracy
+#: (BENCHMARKS.md, "Fewer word pieces, fewer layers").
+GATED_FAST_SPEC = "task-minilm|use@views"
 
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
     ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package),
+    ``gated`` / ``gated-fast`` (``task-minilm`` for English prompts, the multilingual pipeline or
+    USE alone for the rest; ``A|B`` in general),
     ``static:DIR`` (a static token-embedding folder built by ``python -m
     router.training.fit.static``), ``minilm+use``, or a
     sentence-transformers name or path; a ``@views`` suffix adds the first and last sentence
@@ -68,6 +74,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         raise ArtifactError(f"unknown embedder type {kind!r}")
     if spec == "gated":
         spec = GATED_SPEC
+    elif spec == "gated-fast":
+        spec = GATED_FAST_SPEC
     if "|" in spec:
         english, _, other = spec.partition("|")
         return GatedEmbedder(make_embedder(english), make_embedder(other))

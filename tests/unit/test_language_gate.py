@@ -9,7 +9,7 @@ import pytest
 from router import ArtifactError, Router
 from router.catalog.model_catalog import ModelCatalog
 from router.embedders import CachedEmbedder, GatedEmbedder, HashingEmbedder, make_embedder, with_cache
-from router.embedders.registry import GATED_SPEC
+from router.embedders.registry import GATED_FAST_SPEC, GATED_SPEC
 from router.text.language import GATE_VERSION, english_mask, looks_english
 from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.tasks import fit_task_classifier, gated_training_set
@@ -102,6 +102,12 @@ def test_config_round_trip_and_spec():
     assert again.name == g.name and GATE_VERSION in g.name
     assert np.allclose(again.encode(ENGLISH + OTHER), g.encode(ENGLISH + OTHER))
     assert GATED_SPEC.startswith("task-minilm|")
+    for short, spec in (("gated", GATED_SPEC), ("gated-fast", GATED_FAST_SPEC)):
+        built = make_embedder(short)
+        assert isinstance(built, GatedEmbedder) and built.to_config() == make_embedder(spec).to_config()
+    fast = make_embedder("gated-fast").to_config()
+    assert fast["english"]["type"] == "finetuned" and fast["other"]["type"] == "views"
+    assert fast["other"]["inner"]["type"] == "use"  # USE alone: no MiniLM on the other languages
     with pytest.raises(ArtifactError, match="gate 'english-words-v0'"):
         make_embedder({**cfg, "gate": "english-words-v0"})
     with pytest.raises(ArtifactError, match="'english' and 'other'"):
