@@ -193,3 +193,43 @@ def test_connecting_leaves_the_environment_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/user.db")
     connect(second)
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/user.db"  # the user's own value stays
+
+
+def test_a_champion_this_installation_cannot_load_is_replaced(tmp_path, capsys, monkeypatch):
+    """An upgrade that ships a different packaged encoder leaves the old champion unloadable
+    (its fingerprint no longer matches): promote replaces it and says why, instead of failing."""
+    import shutil
+
+    import router.embedders.finetuned as finetuned
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # the sqlite store's artifacts go to ./mlruns
+    packaged = tmp_path / "task_minilm"
+    shutil.copytree(finetuned.packaged_encoder_dir(), packaged)
+    monkeypatch.setattr(finetuned, "packaged_encoder_dir", lambda: packaged)
+    uri = f"sqlite:///{tmp_path}/m.db"
+    cfg = write_config(tmp_path, uri, gate_rows()[:20])
+    data = small_data(tmp_path, "d", None, 6)
+
+    def train_with_packaged(name: str) -> int:
+        return main(["train", "--out", str(tmp_path / name), "--data", str(data), "--no-shared",
+                     "--embedder", "task-minilm", "--cache", "", "--threshold", "0", "--mlflow-config", str(cfg)])
+
+    assert train_with_packaged("v1") == 0
+    enc = json.loads((packaged / "encoder.json").read_text())
+    (packaged / "encoder.json").write_text(json.dumps({**enc, "note": "a later build"}))  # new fingerprint
+    assert train_with_packaged("v2") == 0
+    capsys.readouterr()
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        with pytest.raises(ArtifactError, match="not the encoder it was trained with"):
+            Router.load("models:/r-test/1")
+        assert main(["promote", "--mlflow-config", str(cfg), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["promoted"] and "champion v1 cannot be loaded" in out["reason"]
+        assert out["comparison"]["task_accuracy"]["champion"] is None
+        assert out["comparison"]["task_accuracy"]["challenger"] is not None
+        assert str(MlflowClient(uri).get_model_version_by_alias("r-test", "champion").version) == "2"
+        assert Router.load("models:/r-test@champion").classify(["write a python function"])[0].task == "code"
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ...config import PACKAGE_DIR, env, project_dir
-from ...errors import TrackingError
+from ...errors import ArtifactError, TrackingError
 from ...persistence.resolve import forget_aliases
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
@@ -294,7 +294,9 @@ def _load_version(name: str, version: str) -> Router:
 def promote(settings: MlflowSettings, *, force: bool = False,
             progress: ProgressLike = None) -> PromotionResult:
     """Move the champion alias to the challenger if it is at least as good (within tolerance)
-    on every gate metric both routers have, evaluated now on the same data; logged as a run."""
+    on every gate metric both routers have, evaluated now on the same data; logged as a run.
+    A champion this installation cannot load (an :class:`ArtifactError`, e.g. trained with an
+    encoder whose fingerprint the package no longer ships) is replaced, the reason saying why."""
     say = as_progress(progress)
     client = connect(settings)
     name = settings.registered_model
@@ -309,20 +311,31 @@ def promote(settings: MlflowSettings, *, force: bool = False,
     else:
         with say.waiting(f"evaluating challenger v{challenger} on the gate data"):
             new = gate_metrics(_load_version(name, challenger), settings)
-        with say.waiting(f"evaluating champion v{champion} on the gate data"):
-            old = gate_metrics(_load_version(name, champion), settings)
-        failures = []
-        for metric in settings.gate_metrics:
-            a, b = new.get(metric), old.get(metric)
-            comparison[metric] = {"challenger": a, "champion": b}
-            if a is None or b is None:
-                continue
-            if a < b - settings.tolerance:
-                failures.append(f"{metric} {a:.4f} < champion {b:.4f} - {settings.tolerance}")
-        if not any(v["challenger"] is not None and v["champion"] is not None for v in comparison.values()):
-            failures.append("no gate metric could be computed for both versions")
-        ok = not failures
-        reason = "; ".join(failures) if failures else "challenger at least as good on every gate metric"
+        try:
+            # e.g. trained with an encoder this installation no longer ships (its fingerprint differs):
+            # a champion that cannot be loaded cannot be served either, so it is no bar to clear
+            old_router = _load_version(name, champion)
+        except ArtifactError as exc:
+            old_router, unloadable = None, str(exc)
+        if old_router is None:
+            comparison = {m: {"challenger": new.get(m), "champion": None} for m in settings.gate_metrics}
+            ok = True
+            reason = f"champion v{champion} cannot be loaded by this installation ({unloadable}); the challenger replaces it"
+        else:
+            with say.waiting(f"evaluating champion v{champion} on the gate data"):
+                old = gate_metrics(old_router, settings)
+            failures = []
+            for metric in settings.gate_metrics:
+                a, b = new.get(metric), old.get(metric)
+                comparison[metric] = {"challenger": a, "champion": b}
+                if a is None or b is None:
+                    continue
+                if a < b - settings.tolerance:
+                    failures.append(f"{metric} {a:.4f} < champion {b:.4f} - {settings.tolerance}")
+            if not any(v["challenger"] is not None and v["champion"] is not None for v in comparison.values()):
+                failures.append("no gate metric could be computed for both versions")
+            ok = not failures
+            reason = "; ".join(failures) if failures else "challenger at least as good on every gate metric"
     promoted = ok or force
     mlflow.set_experiment(settings.experiment)
     with mlflow.start_run(run_name=f"promote-v{challenger}"):
