@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...embedders.finetuned import ENCODER_CONFIG, head_tail_ids, head_tail_text
+from ...predictors.linear import tempered
 
 __all__ = ["FinetuneParams", "FinetuneResult", "build_task_encoder", "choose_temperature", "class_balanced_weights", "distillation_targets",
            "finetune_encoder", "keep_first_layers", "save_finetuned"]
@@ -280,14 +281,12 @@ def choose_temperature(probas: Sequence[np.ndarray], y_index: Sequence[np.ndarra
                        grid: Sequence[float] = tuple(np.round(np.arange(0.5, 3.01, 0.05), 2))) -> float:
     """The softmax temperature minimising the negative log-likelihood of out-of-collection
     predictions: ``probas[i]`` (m_i, k) for held-out collection i, ``y_index[i]`` (m_i,) the true columns."""
-    p = np.clip(np.concatenate(list(probas)), 1e-12, 1.0)
+    p = np.concatenate(list(probas)).astype(np.float64)
     yi = np.concatenate(list(y_index)).astype(int)
+    rows = np.arange(len(yi))
 
     def nll(t: float) -> float:
-        z = np.log(p) / t
-        z -= z.max(1, keepdims=True)
-        logq = z - np.log(np.exp(z).sum(1, keepdims=True))
-        return float(-logq[np.arange(len(yi)), yi].mean())
+        return float(-np.log(tempered(p, t)[rows, yi]).mean())
 
     return float(min(grid, key=nll))
 
