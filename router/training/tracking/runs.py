@@ -316,11 +316,9 @@ def promote(settings: MlflowSettings, *, force: bool = False,
             # a champion that cannot be loaded cannot be served either, so it is no bar to clear
             old_router = _load_version(name, champion)
         except ArtifactError as exc:
-            old_router, unloadable = None, str(exc)
-        if old_router is None:
             comparison = {m: {"challenger": new.get(m), "champion": None} for m in settings.gate_metrics}
             ok = True
-            reason = f"champion v{champion} cannot be loaded by this installation ({unloadable}); the challenger replaces it"
+            reason = f"champion v{champion} cannot be loaded by this installation ({exc}); the challenger replaces it"
         else:
             with say.waiting(f"evaluating champion v{champion} on the gate data"):
                 old = gate_metrics(old_router, settings)
