@@ -24,6 +24,7 @@ GATED_SPEC = "task-minilm|minilm-onnx+use@views"
 #: is bounded (p99 ~23 ms instead of ~140) for 1-1.6 points of non-English accuracy
 #: (BENCHMARKS.md, "Fewer word pieces, fewer layers").
 GATED_FAST_SPEC = "task-minilm|use@views"
+_SHORT_SPECS = {"gated": GATED_SPEC, "gated-fast": GATED_FAST_SPEC}
 
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
@@ -72,10 +73,7 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
             except ValueError as e:
                 raise ArtifactError(str(e)) from None
         raise ArtifactError(f"unknown embedder type {kind!r}")
-    if spec == "gated":
-        spec = GATED_SPEC
-    elif spec == "gated-fast":
-        spec = GATED_FAST_SPEC
+    spec = _SHORT_SPECS.get(spec, spec)
     if "|" in spec:
         english, _, other = spec.partition("|")
         return GatedEmbedder(make_embedder(english), make_embedder(other))
