@@ -116,6 +116,12 @@ class GatedEmbedder:
         return vecs[: len(texts)]
 
     @staticmethod
+    def english_rows(X: np.ndarray) -> np.ndarray:
+        """Boolean array (n,): which rows of this embedder's output (n, D) the gate sent to the
+        English side (its last column, the gate flag)."""
+        return X[:, -1] > 0.5
+
+    @staticmethod
     def _place(out: np.ndarray, rows, vecs: np.ndarray, english: bool) -> None:
         d_en = out.shape[1] - 1 - (0 if english else vecs.shape[1])
         if english:

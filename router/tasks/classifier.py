@@ -104,7 +104,7 @@ class LearnedTaskClassifier:
         self.layout.check(X)
         proba = linear.predict_proba(self.head, X)
         if self.english_temperature != 1.0 and isinstance(self.embedder, GatedEmbedder):
-            english = X[:, self.layout.block(WHOLE_TEXT).stop - 1] > 0.5  # the gate column
+            english = self.embedder.english_rows(X[:, self.layout.block(WHOLE_TEXT)])
             proba[english] = linear.tempered(proba[english], self.english_temperature)
         classes = self.classes
         if self.complexity_head is not None:

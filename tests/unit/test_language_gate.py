@@ -213,3 +213,9 @@ def test_the_widths_are_recorded_so_a_loaded_gate_never_runs_a_side_it_has_no_te
     for bad in ([16], [16, 0], [16, "8"], [True, 8]):
         with pytest.raises(ArtifactError, match="'dims' must be two positive integers"):
             make_embedder({**cfg, "dims": bad})
+
+
+def test_english_rows_reads_back_the_gate_of_encoded_rows():
+    g = GatedEmbedder(HashingEmbedder(16), HashingEmbedder(8))
+    texts = ENGLISH + OTHER
+    assert GatedEmbedder.english_rows(g.encode(texts)).tolist() == english_mask(texts).tolist()
