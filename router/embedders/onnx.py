@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import default_cache_path
 from ..errors import ArtifactError
-from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text
+from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text, length_batches
 from .device import onnx_providers
 from .minilm import minilm_path
 import importlib
@@ -61,13 +61,17 @@ class OnnxMiniLMEmbedder:
     ``cache_dir``: where exported models are kept (default ``<embedding cache dir>/onnx``).
     ``quantize``: int8 dynamic quantisation, per-channel (``False``: plain fp32 export).
     ``threads``: ONNX Runtime intra-op threads (``None``: its default, one per physical core).
+    ``max_length``: word pieces per text, [CLS] and [SEP] included. ``head_tail``: keep the first
+    and last ``(max_length - 2) / 2`` of a longer text's pieces (as the fine-tuned encoder does)
+    instead of the first ``max_length - 2`` (sentence-transformers' truncation, the default).
+    Both are part of :attr:`name` (the cache key) unless they are the defaults (256, head).
     """
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, cache_dir: str | Path | None = None,
                  quantize: bool = True, max_length: int = 256, batch_size: int = 64,
-                 threads: int | None = None):
-        if max_length < 2:
-            raise ValueError("max_length must be at least 2 (room for [CLS] and [SEP])")
+                 threads: int | None = None, head_tail: bool = False):
+        if max_length < 2 or (head_tail and max_length < 4):
+            raise ValueError("max_length must be at least 2 (room for [CLS] and [SEP]), 4 with head_tail")
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         self.model = model
@@ -76,6 +80,8 @@ class OnnxMiniLMEmbedder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.threads = threads
+        self.head_tail = head_tail
+        self._limit = max_length  # the model's position limit lowers it when the tokenizer loads
         self._source: Path | None = None
         self._session = None
         self._input_names: tuple[str, ...] = ()
@@ -88,10 +94,17 @@ class OnnxMiniLMEmbedder:
     @property
     def name(self) -> str:
         kind = "int8" if self.quantize else "fp32"
-        return f"onnx-{kind}:{self.model}|{CLIP_VERSION}"
+        bound = "" if self._default_bound() else f"@{self.max_length}{'ht' if self.head_tail else ''}"
+        return f"onnx-{kind}:{self.model}{bound}|{CLIP_VERSION}"
+
+    def _default_bound(self) -> bool:
+        return self.max_length == 256 and not self.head_tail
 
     def to_config(self) -> dict[str, Any]:
-        return {"type": "onnx", "model": self.model, "quantize": self.quantize}
+        cfg = {"type": "onnx", "model": self.model, "quantize": self.quantize}
+        if not self._default_bound():  # configs written before these existed stay as they were
+            cfg.update(max_length=self.max_length, head_tail=self.head_tail)
+        return cfg
 
     # -- locating the model and its cached export ----------------------------------------------
 
@@ -252,7 +265,11 @@ class OnnxMiniLMEmbedder:
         tok.no_padding()
         cfg = json.loads((src / "config.json").read_text())
         positions = int(cfg.get("max_position_embeddings") or self.max_length)
-        tok.enable_truncation(max_length=min(self.max_length, positions))
+        if self.head_tail:  # cut in encode (``_head_tail``), after the whole text is tokenised
+            tok.no_truncation()
+        else:
+            tok.enable_truncation(max_length=min(self.max_length, positions))
+        self._limit = min(self.max_length, positions)
         return tok
 
     def _load(self):
@@ -294,17 +311,24 @@ class OnnxMiniLMEmbedder:
 
     # -- encoding -----------------------------------------------------------------------------
 
-    def _run(self, encs) -> np.ndarray:
-        n = len(encs)
-        width = max(len(e.ids) for e in encs)
+    def _head_tail(self, ids: list[int]) -> list[int]:
+        """``ids`` ([CLS] ... [SEP]) cut to their first and last pieces when longer than the limit."""
+        if len(ids) <= self._limit:
+            return ids
+        budget = self._limit - 2
+        head = budget - budget // 2
+        return ids[: 1 + head] + ids[len(ids) - 1 - (budget - head):]
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        n = len(rows)
+        width = max(len(r) for r in rows)
         ids = np.full((n, width), self._pad_id, dtype=np.int64)
         mask = np.zeros((n, width), dtype=np.int64)
-        types = np.zeros((n, width), dtype=np.int64)
-        for i, e in enumerate(encs):
-            k = len(e.ids)
-            ids[i, :k] = e.ids
+        types = np.zeros((n, width), dtype=np.int64)  # one segment: type 0 throughout
+        for i, r in enumerate(rows):
+            k = len(r)
+            ids[i, :k] = r
             mask[i, :k] = 1
-            types[i, :k] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         hidden = self._session.run(None, {k: feeds[k] for k in self._input_names})[0]
         m = mask[:, :, None].astype(np.float32)
@@ -316,19 +340,18 @@ class OnnxMiniLMEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim()), dtype=np.float32)
         self._load()
-        encs = self._tokenizer.encode_batch([clip_text(t) for t in texts])
-        # Longest first, as sentence-transformers does: batches of similar length pad little.
-        order = sorted(range(len(encs)), key=lambda i: -len(encs[i].ids))
-        chunks = range(0, len(order), self.batch_size)
+        rows = [e.ids for e in self._tokenizer.encode_batch([clip_text(t) for t in texts])]
+        if self.head_tail:
+            rows = [self._head_tail(r) for r in rows]
+        batches = length_batches([len(r) for r in rows], self.batch_size)
         if show_progress:
             from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc="ONNX embeddings", unit="batch")
+            batches = tqdm(batches, desc="ONNX embeddings", unit="batch")
         out = None
-        for start in chunks:
-            idx = order[start: start + self.batch_size]
-            vecs = self._run([encs[i] for i in idx])
+        for idx in batches:
+            vecs = self._run([rows[i] for i in idx])
             if out is None:
-                out = np.empty((len(encs), vecs.shape[1]), dtype=np.float32)
+                out = np.empty((len(rows), vecs.shape[1]), dtype=np.float32)
             out[idx] = vecs
         return out

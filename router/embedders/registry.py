@@ -29,7 +29,8 @@ _SHORT_SPECS = {"gated": GATED_SPEC, "gated-fast": GATED_FAST_SPEC}
 
 def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
-    ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime), ``use`` (multilingual),
+    ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime; ``minilm-onnx:N``: at most N word
+    pieces, the first and last halves), ``use`` (multilingual),
     ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package),
     ``gated`` / ``gated-fast`` (``task-minilm`` for English prompts, the multilingual pipeline or
     USE alone for the rest; ``A|B`` in general),
@@ -44,7 +45,13 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         if kind == "use":
             return USEEmbedder()
         if kind == "onnx":
-            return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)))
+            max_length, head_tail = spec.get("max_length", 256), spec.get("head_tail", False)
+            if not (isinstance(max_length, int) and not isinstance(max_length, bool) and max_length >= 4) \
+                    or not isinstance(head_tail, bool):
+                raise ArtifactError(f"onnx embedder: 'max_length' must be an integer >= 4 and 'head_tail' "
+                                    f"true or false, got {max_length!r} / {head_tail!r}")
+            return OnnxMiniLMEmbedder(spec.get("model", DEFAULT_EMBEDDER), quantize=bool(spec.get("quantize", True)),
+                                      max_length=max_length, head_tail=head_tail)
         if kind == "hashing":
             return HashingEmbedder(int(spec.get("n_features", 1024)))
         if kind == "finetuned":
@@ -87,6 +94,11 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return USEEmbedder()
     if spec in ("onnx", "minilm-onnx"):
         return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER)
+    if spec.startswith("minilm-onnx:"):
+        n = spec[len("minilm-onnx:"):]
+        if not n.isdigit() or int(n) < 4:
+            raise ValueError(f"embedder {spec!r}: minilm-onnx:N takes a number of word pieces N >= 4")
+        return OnnxMiniLMEmbedder(DEFAULT_EMBEDDER, max_length=int(n), head_tail=True)
     if spec == "hashing":
         return HashingEmbedder()
     if spec in ("task-minilm", "finetuned-minilm"):

@@ -194,3 +194,45 @@ def test_local_model_folder(cache_dir, int8):
     emb = OnnxMiniLMEmbedder(folder, cache_dir=cache_dir)
     assert emb.source_dir() == int8[0].source_dir()
     assert emb.name == f"onnx-int8:{folder}|clip1000"
+
+
+def test_head_tail_bound_keeps_first_and_last_pieces(cache_dir, int8):
+    """``minilm-onnx:N``: at most N word pieces, the first and last halves of a longer text, so a
+    long prompt costs what a short one does and its closing ask is still read."""
+    from router.embedders import make_embedder
+
+    full, vecs = int8
+    bounded = make_embedder("minilm-onnx:16")
+    bounded.cache_dir = cache_dir
+    assert bounded.name == "onnx-int8:all-MiniLM-L6-v2@16ht|clip1000" != full.name
+    assert make_embedder(bounded.to_config()).name == bounded.name
+    tail_ask = _LONG_DOC + " Now translate the last paragraph into French."
+    # one text a call: int8 dynamic quantisation scales activations per batch
+    out = np.vstack([bounded.encode(["hi"]), bounded.encode([tail_ask])])
+    # a text within the bound is embedded as the unbounded embedder embeds it
+    assert float(out[0] @ full.encode(["hi"])[0]) >= 0.9999
+    # a longer one: [CLS], the first 7 pieces, the last 7, [SEP]
+    tok = full._tokenizer
+    ids = tok.encode(clip_text(tail_ask)).ids
+    cut = ids[:8] + ids[-8:]
+    assert len(cut) == 16
+    head_only = bounded._run([ids[:15] + ids[-1:]])[0]
+    assert float(out[1] @ bounded._run([cut])[0]) >= 0.9999
+    assert float(out[1] @ head_only) < 0.99  # the tail changed the vector
+
+
+@pytest.mark.parametrize("spec", ["minilm-onnx:3", "minilm-onnx:x", "minilm-onnx:"])
+def test_bad_bound_is_refused(spec):
+    from router.embedders import make_embedder
+
+    with pytest.raises(ValueError, match="word pieces"):
+        make_embedder(spec)
+
+
+@pytest.mark.parametrize("cfg", [{"max_length": "64"}, {"max_length": 2}, {"max_length": True},
+                                 {"max_length": 64, "head_tail": "yes"}])
+def test_bad_bound_in_a_saved_config_is_an_artifact_error(cfg):
+    from router.embedders import make_embedder
+
+    with pytest.raises(ArtifactError, match="max_length"):
+        make_embedder({"type": "onnx", "model": "all-MiniLM-L6-v2", **cfg})
