@@ -18,7 +18,8 @@ from ..errors import ArtifactError
 from ..persistence.checks import hash_file
 from ..text.views import CONTEXT_MARK
 
-__all__ = ["Embedder", "clip_text", "files_fingerprint", "read_folder_config", "CLIP_VERSION", "DEFAULT_EMBEDDER"]
+__all__ = ["Embedder", "clip_text", "files_fingerprint", "length_batches", "read_folder_config", "CLIP_VERSION",
+           "DEFAULT_EMBEDDER"]
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _MAX_CHARS, _HEAD, _TAIL = 1000, 600, 380
@@ -35,6 +36,21 @@ def clip_text(text: str) -> str:
     if len(text) <= _MAX_CHARS:
         return text
     return text[:_HEAD] + "\n...\n" + text[-_TAIL:]
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices of rows grouped for a transformer, longest first: a batch ends when it is full or
+    the next row is under half as long as its first, so padding at most doubles a row's cost. A
+    prompt and its short views (first and last sentence) then run apart, not padded to the whole
+    text's length."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and 2 * lengths[i] >= lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def files_fingerprint(folder: str | Path, names: Sequence[str], what: str) -> str:

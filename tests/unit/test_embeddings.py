@@ -57,3 +57,20 @@ def test_hashing_embedder_and_factory():
     assert make_embedder({"type": "sentence-transformers", "model": "x"}).name.startswith("st:x")
     with pytest.raises(Exception, match="unknown embedder type"):
         make_embedder({"type": "nope"})
+
+
+def test_length_batches_split_where_padding_would_more_than_double_a_row():
+    from router.embedders.base import length_batches
+
+    # a prompt (120 pieces) with its two sentence views (12, 9) and a mid-length text (70)
+    batches = length_batches([12, 120, 9, 70], batch_size=64)
+    assert batches == [[1, 3], [0, 2]]
+    # every row exactly once, longest first, no batch over its size
+    lengths = [5, 50, 7, 300, 64, 64, 64, 31, 2, 2, 150]
+    batches = length_batches(lengths, batch_size=2)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    assert max(len(b) for b in batches) == 2
+    assert all(2 * lengths[b[-1]] >= lengths[b[0]] for b in batches)
+    assert length_batches([], 8) == []
