@@ -108,6 +108,8 @@ def test_config_round_trip_and_spec():
     fast = make_embedder("gated-fast").to_config()
     assert fast["english"]["type"] == "finetuned" and fast["other"]["type"] == "views"
     assert fast["other"]["inner"]["type"] == "use"  # USE alone: no MiniLM on the other languages
+    minilm = make_embedder("gated").to_config()["other"]["inner"]["parts"][0]
+    assert (minilm["type"], minilm["max_length"], minilm["head_tail"]) == ("onnx", 128, True)  # bounded
     with pytest.raises(ArtifactError, match="gate 'english-words-v0'"):
         make_embedder({**cfg, "gate": "english-words-v0"})
     with pytest.raises(ArtifactError, match="'english' and 'other'"):
@@ -166,7 +168,7 @@ def test_a_router_with_a_gated_classifier_saves_loads_and_routes(tmp_path):
 def test_eval_tasks_knows_when_an_encoder_was_fine_tuned_on_the_data():
     from router.cli.training import _holds_finetuned
 
-    assert _holds_finetuned(make_embedder(GATED_SPEC.replace("minilm-onnx+use@views", "hashing")).to_config())
+    assert _holds_finetuned(make_embedder(GATED_SPEC.replace("minilm-onnx:128+use@views", "hashing")).to_config())
     assert _holds_finetuned(make_embedder("task-minilm@views").to_config())
     assert not _holds_finetuned(make_embedder("hashing|hashing@views").to_config())
 
