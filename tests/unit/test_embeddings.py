@@ -74,3 +74,17 @@ def test_length_batches_split_where_padding_would_more_than_double_a_row():
     assert max(len(b) for b in batches) == 2
     assert all(2 * lengths[b[-1]] >= lengths[b[0]] for b in batches)
     assert length_batches([], 8) == []
+
+
+def test_default_pipelines_bound_minilm_at_128_pieces():
+    """Both defaults (with outcomes: the frozen pipeline; without: its other-language side) read
+    at most 128 word pieces with MiniLM, the first and last halves, so a long or non-Latin prompt
+    costs no more than a 128-piece one (BENCHMARKS.md, "A bounded other side")."""
+    from router.embedders.registry import GATED_SPEC
+    from router.training.fit.train import DEFAULT_EMBEDDER_SPEC
+
+    frozen = make_embedder(DEFAULT_EMBEDDER_SPEC).to_config()
+    other = make_embedder(GATED_SPEC).to_config()["other"]
+    for cfg in (frozen, other):
+        minilm, use = cfg["inner"]["parts"]
+        assert (minilm["type"], minilm["max_length"], minilm["head_tail"], use["type"]) == ("onnx", 128, True, "use")
