@@ -223,6 +223,10 @@ class FinetunedEmbedder:
             out[part] = sess.run(None, {"input_ids": a, "attention_mask": m})[0]
         return out
 
+    def head_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's own linear head: weight (k, d) and bias (k,), rows in ``labels`` order (copies)."""
+        return self._w.copy(), self._b.copy()
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """texts -> array (n, k): softmax of the encoder's own head over ``temperature``
         (calibration), columns in ``labels`` order."""

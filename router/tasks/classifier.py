@@ -8,10 +8,14 @@ low-confidence fallback.
 * ``english_temperature``: with a :class:`~router.embedders.GatedEmbedder`, the head's logits of
   the prompts read through the English side are divided by it (the head is fitted on rows the
   fine-tuned encoder was trained on and is over-confident on new ones; BENCHMARKS.md).
+* ``encoder_head``: with a gated embedder whose English side is a fine-tuned encoder, that
+  encoder's own head, averaged into the English rows' probabilities after the temperature
+  (:class:`~router.tasks.encoder_head.EncoderHead`).
 * ``layout``: the :class:`~router.tasks.layout.FeatureLayout` of the matrix (default: inferred
   from the head's ``n_features_in_`` and the embedder's views); saved and checked at load.
 
-Saved as ``classifier/config.json`` + ``head.joblib`` (+ ``complexity.joblib``).
+Saved as ``classifier/config.json`` + ``head.npz`` or ``head.joblib`` (+ ``complexity.*``,
+``encoder_head.npz``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..embedders.bundle import bundle_encoders, resolve_bundled
 from ..errors import ArtifactError
 from ..predictors import linear
 from ..text.features import FEATURE_NAMES, prompt_features
+from .encoder_head import EncoderHead
 from .layout import WHOLE_TEXT, FeatureLayout
 from .taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier, complexity_bucket, estimate_complexity
 from ..types import TaskPrediction
@@ -74,10 +79,12 @@ class LearnedTaskClassifier:
         metadata: dict[str, Any] | None = None,
         layout: FeatureLayout | None = None,
         english_temperature: float = 1.0,
+        encoder_head: EncoderHead | None = None,
     ):
         if not english_temperature > 0:
             raise ValueError(f"english_temperature must be positive, got {english_temperature}")
         self.english_temperature = float(english_temperature)
+        self.encoder_head = encoder_head
         self.embedder = embedder
         self.head = head
         self.threshold = threshold
@@ -92,6 +99,13 @@ class LearnedTaskClassifier:
         elif n_in is not None and int(n_in) != layout.width:
             raise ArtifactError(f"head reads {n_in} features; the layout {layout.describe()} has {layout.width}")
         self.layout = layout
+        if encoder_head is not None:
+            block = layout.block(WHOLE_TEXT)
+            if not isinstance(embedder, GatedEmbedder):
+                raise ValueError("an encoder head needs a gated embedder (it reads the English side)")
+            if encoder_head.weight.shape[0] != len(self.classes) or encoder_head.dim >= block.stop - block.start:
+                raise ArtifactError(f"encoder head of shape {encoder_head.weight.shape} does not fit "
+                                    f"{len(self.classes)} classes and the gated block of {layout.describe()}")
 
     @property
     def classes(self) -> list[str]:
@@ -103,9 +117,13 @@ class LearnedTaskClassifier:
             return []
         self.layout.check(X)
         proba = linear.predict_proba(self.head, X)
-        if self.english_temperature != 1.0 and isinstance(self.embedder, GatedEmbedder):
-            english = self.embedder.english_rows(X[:, self.layout.block(WHOLE_TEXT)])
-            proba[english] = linear.tempered(proba[english], self.english_temperature)
+        if isinstance(self.embedder, GatedEmbedder):
+            gated = X[:, self.layout.block(WHOLE_TEXT)]
+            english = self.embedder.english_rows(gated)
+            if self.english_temperature != 1.0:
+                proba[english] = linear.tempered(proba[english], self.english_temperature)
+            if self.encoder_head is not None and english.any():
+                proba[english] = self.encoder_head.blend(proba[english], gated[english, : self.encoder_head.dim])
         classes = self.classes
         if self.complexity_head is not None:
             cx = np.clip(linear.predict(self.complexity_head, X), 0.0, 1.0)
@@ -156,6 +174,9 @@ class LearnedTaskClassifier:
             "files": files,
             "metadata": self.metadata,
         }
+        if self.encoder_head is not None:
+            name, config["encoder_head"] = self.encoder_head.save(folder)
+            files.append(name)
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         return config
 
@@ -183,6 +204,8 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
     complexity_file = next((f for f in files if f in _COMPLEXITY_FILES), None)
     threshold = number(config, "threshold", where, 0.0)
     english_temperature = number(config, "english_temperature", where, 1.0, positive=True)
+    encoder_head = (EncoderHead.load(config["encoder_head"], folder, where, len(classes))
+                    if config.get("encoder_head") is not None else None)
     metadata = mapping(config, "metadata", where, {})
     spec = resolve_bundled(field(config, "embedder", dict, where), folder, where) if embedder is None else None
 
@@ -213,9 +236,12 @@ def load_classifier(config: dict[str, Any], folder: Path, catalog: object = None
                             f"its embedder {list(views)}")
     try:
         clf = LearnedTaskClassifier(embedder, head, threshold=threshold, complexity_head=complexity,
-                                    metadata=metadata, layout=layout, english_temperature=english_temperature)
+                                    metadata=metadata, layout=layout, english_temperature=english_temperature,
+                                    encoder_head=encoder_head)
     except ArtifactError as exc:  # the head's width differs from the layout's blocks
         raise ArtifactError(f"{where}: layout blocks: {exc}") from None
+    except ValueError as exc:  # an encoder head without a gated embedder
+        raise ArtifactError(f"{where}: encoder_head: {exc}") from None
     body = embedder.inner if isinstance(embedder, ViewsEmbedder) else embedder
     if isinstance(body, HashingEmbedder) and layout.blocks[0][1] != body.n_features:
         raise ArtifactError(f"{where}: embedder n_features {body.n_features} differs from the width of "

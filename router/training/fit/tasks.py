@@ -19,7 +19,9 @@ import numpy as np
 
 from ...tasks.classifier import LearnedTaskClassifier, featurize
 from ...text.features import prompt_features
-from ...embedders import Embedder, GatedEmbedder
+from ...embedders import CachedEmbedder, Embedder, GatedEmbedder
+from ...embedders.finetuned import FinetunedEmbedder
+from ...tasks.encoder_head import ENCODER_HEAD_MIX, EncoderHead
 from ...progress import ProgressLike, as_progress
 from ...tasks.taxonomy import TEXT_TASK_TYPES, RegexTaskClassifier
 
@@ -256,6 +258,7 @@ def fit_task_classifier(
     weight_power: float = 0.5,
     X: np.ndarray | None = None,
     english_temperature: float | None = None,
+    encoder_mix: float = ENCODER_HEAD_MIX,
     progress: ProgressLike = None,
 ) -> LearnedTaskClassifier:
     """Embed ``ds`` (or take precomputed features ``X``), fit the head and the complexity head.
@@ -263,7 +266,9 @@ def fit_task_classifier(
     ``threshold=None`` calibrates the confidence gate by leave-source-out on the real
     collections present (0.0 when there are none). ``english_temperature``: see
     :class:`LearnedTaskClassifier` (None: :data:`GATED_ENGLISH_TEMPERATURE` with a
-    :class:`~router.embedders.GatedEmbedder`, else 1)."""
+    :class:`~router.embedders.GatedEmbedder`, else 1). ``encoder_mix``: the share of a gated
+    embedder's fine-tuned English encoder's own head in the English rows' answer
+    (:class:`~router.tasks.encoder_head.EncoderHead`; 0: the fitted head alone)."""
     say = as_progress(progress)
     missing = [t for t in TEXT_TASK_TYPES if t not in set(ds.tasks)]
     if missing:
@@ -302,9 +307,23 @@ def fit_task_classifier(
             threshold = 0.0
     if english_temperature is None:
         english_temperature = GATED_ENGLISH_TEMPERATURE if isinstance(embedder, GatedEmbedder) else 1.0
+    encoder_head = english_encoder_head(embedder, [str(c) for c in fitted.classes_], encoder_mix)
     return LearnedTaskClassifier(
         embedder, fitted, threshold=float(threshold), complexity_head=complexity,
-        english_temperature=english_temperature,
+        english_temperature=english_temperature, encoder_head=encoder_head,
         metadata={"head": head, "head_params": params, "weight_power": weight_power, "rows": rows_in,
                   "class_counts": ds.class_counts(), **loso},
     )
+
+
+def english_encoder_head(embedder: Embedder, classes: Sequence[str], mix: float) -> EncoderHead | None:
+    """The :class:`~router.tasks.encoder_head.EncoderHead` of a gated embedder whose English side
+    is a fine-tuned encoder (behind a cache or not); None otherwise, with ``mix`` 0, or when the
+    encoder cannot answer one of ``classes``."""
+    if not isinstance(embedder, GatedEmbedder) or mix <= 0:
+        return None
+    english = embedder.english.inner if isinstance(embedder.english, CachedEmbedder) else embedder.english
+    if not isinstance(english, FinetunedEmbedder):
+        return None
+    weight, bias = english.head_arrays()
+    return EncoderHead.from_encoder(english.labels, weight, bias, english.temperature, classes, mix)
