@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ArtifactError
 from .base import clip_text, files_fingerprint, length_batches, read_folder_config
 from ..predictors.linear import softmax
-from .device import onnx_providers
+from .device import onnx_providers, onnx_session_options
 
 __all__ = ["FinetunedEmbedder", "PACKAGED_ENCODER", "packaged_encoder_dir", "ENCODER_CONFIG", "ONNX_FILE", "cut_ids", "head_tail_ids", "head_tail_text",
            "export_onnx_int8", "fingerprint", "fp32_nodes", "FP32_FFN_LAYERS"]
@@ -188,9 +188,7 @@ class FinetunedEmbedder:
                 import onnxruntime as ort
                 from tokenizers import Tokenizer
 
-                opts = ort.SessionOptions()
-                if self.threads:
-                    opts.intra_op_num_threads = self.threads
+                opts = onnx_session_options(self.threads)
                 self._tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
                 self._tok.no_truncation()
                 self._tok.no_padding()

@@ -31,7 +31,7 @@ import numpy as np
 from ..config import default_cache_path
 from ..errors import ArtifactError
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text, length_batches
-from .device import onnx_providers
+from .device import onnx_providers, onnx_session_options
 from .minilm import minilm_path
 import importlib
 import logging
@@ -281,12 +281,7 @@ class OnnxMiniLMEmbedder:
             ort = _require("onnxruntime", "onnxruntime", "run the ONNX embedder")
             src = self.source_dir()
             path = self.model_file()
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.inter_op_num_threads = 1
-            if self.threads:
-                opts.intra_op_num_threads = int(self.threads)
-            opts.log_severity_level = 3
+            opts = onnx_session_options(self.threads)
             session = None
             if path.is_file():
                 try:

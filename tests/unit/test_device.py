@@ -36,3 +36,13 @@ def test_this_machine_without_a_gpu_runs_the_onnx_embedder_on_the_cpu():
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA runtime")
     assert onnx_providers() == ["CPUExecutionProvider"]
+
+
+def test_serving_sessions_sleep_instead_of_spinning():
+    pytest.importorskip("onnxruntime")
+    from router.embedders.device import onnx_session_options
+
+    opts = onnx_session_options(3)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == 3 and opts.inter_op_num_threads == 1
+    assert onnx_session_options().intra_op_num_threads == 0  # the runtime's default: one per core
