@@ -37,7 +37,7 @@ def length_mix(prompts: list[str], n: int, seed: int = 0) -> list[str]:
     q = np.array([a for a, _ in LENGTH_QUANTILES])
     logc = np.log([c for _, c in LENGTH_QUANTILES])
     targets = np.exp(np.interp(rng.random(n), q, logc))
-    pool = sorted(set(prompts), key=len)
+    pool = sorted(set(prompts), key=lambda p: (len(p), p))  # not set order: that changes run to run
     lens = np.array([len(p) for p in pool])
     out = []
     for t in targets:

@@ -38,6 +38,9 @@ def main() -> None:
         from bench_encoder import length_mix, pool_prompts
 
         prompts = length_mix(pool_prompts(), args.n)
+    from router.text.language import english_mask
+
+    other_languages = int((~english_mask(prompts)).sum())
     r.route_many(prompts)  # warm up
     lat = []
     for i in range(args.n):
@@ -52,7 +55,8 @@ def main() -> None:
     print(json.dumps({"router": args.router or "default (regex + priors)", "route_p50_ms": round(statistics.median(lat), 3),
                       "route_p95_ms": round(lat[int(0.95 * len(lat))], 3),
                       "route_p99_ms": round(lat[int(0.99 * len(lat))], 3), "mix": args.mix,
-                      "prompt_chars_p50": sorted(map(len, prompts))[len(prompts) // 2], "batched_prompts_per_s": round(thr, 1),
+                      "prompt_chars_p50": sorted(map(len, prompts))[len(prompts) // 2],
+                      "prompts_not_english": other_languages, "batched_prompts_per_s": round(thr, 1),
                       "machine": machine()}, indent=2))
 
 
