@@ -15,13 +15,14 @@ from .use import USEEmbedder
 from .finetuned import FinetunedEmbedder
 from .static import StaticEmbedder
 
-__all__ = ["make_embedder", "GATED_SPEC", "GATED_FAST_SPEC"]
+__all__ = ["make_embedder", "GATED_SPEC", "GATED_OTHER_SPEC", "GATED_FAST_SPEC"]
 
 #: ``gated``: the fine-tuned English encoder for English prompts, the multilingual default
 #: pipeline for the rest (BENCHMARKS.md, "Language-gated encoder"), its MiniLM bounded to the first
 #: and last 63 of 128 word pieces: the same accuracy on both held-out groups, a bounded cost for
 #: non-Latin scripts (BENCHMARKS.md, "A bounded other side").
-GATED_SPEC = "task-minilm|minilm-onnx:128+use@views"
+GATED_OTHER_SPEC = "minilm-onnx:128+use@views"
+GATED_SPEC = f"task-minilm|{GATED_OTHER_SPEC}"
 #: ``gated-fast``: the same English side, USE alone for the rest: the other languages' decision
 #: is bounded (p99 ~23 ms instead of ~140) for 1-1.6 points of non-English accuracy
 #: (BENCHMARKS.md, "Fewer word pieces, fewer layers").
@@ -33,7 +34,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
     """Build an embedder from a config dict (as ``to_config`` writes) or a short string:
     ``minilm`` (default), ``minilm-onnx`` (int8 ONNX Runtime; ``minilm-onnx:N``: at most N word
     pieces, the first and last halves), ``use`` (multilingual),
-    ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package),
+    ``hashing``, ``task-minilm`` (the fine-tuned task encoder shipped with the package;
+    ``task-minilm:DIR``: one built by ``router train --finetune-encoder DIR``),
     ``gated`` / ``gated-fast`` (``task-minilm`` for English prompts, the multilingual pipeline or
     USE alone for the rest; ``A|B`` in general),
     ``static:DIR`` (a static token-embedding folder built by ``python -m
@@ -105,6 +107,8 @@ def make_embedder(spec: str | dict[str, Any]) -> Embedder:
         return HashingEmbedder()
     if spec in ("task-minilm", "finetuned-minilm"):
         return FinetunedEmbedder()
+    if spec.startswith("task-minilm:"):
+        return FinetunedEmbedder(spec[len("task-minilm:"):])
     if spec.startswith("static:"):
         return StaticEmbedder(spec[len("static:"):])
     return SentenceTransformerEmbedder(spec)

@@ -291,11 +291,12 @@ def choose_temperature(probas: Sequence[np.ndarray], y_index: Sequence[np.ndarra
     return float(min(grid, key=nll))
 
 
-def build_task_encoder(out_dir: str | Path, *, base_model: str | Path | None = None,
+def build_task_encoder(out_dir: str | Path, *, ds: Any = None, base_model: str | Path | None = None,
                        params: FinetuneParams = FinetuneParams(), temperature: float = 1.7,
                        progress: Callable[[str], None] | None = None) -> Path:
-    """One command for the shipped encoder: fine-tune on the project's + shared labelled data
-    (as ``router train`` loads them), save, export ONNX int8 into ``out_dir``.
+    """One command for the shipped encoder: fine-tune on ``ds`` (a
+    :class:`~router.training.data.datasets.LabelledSet`; default: the project's + shared labelled
+    data, as ``router train`` loads them), save, export ONNX int8 into ``out_dir``.
 
     ``temperature``: the calibration measured leave-source-out (BENCHMARKS.md); re-measure it
     with :func:`choose_temperature` on leave-source-out folds when the data change.
@@ -307,8 +308,9 @@ def build_task_encoder(out_dir: str | Path, *, base_model: str | Path | None = N
     from ...embedders.finetuned import export_onnx_int8
     from ..data.datasets import default_overrides, default_task_files, load_labelled
 
-    shared = shared_data_dir()
-    ds = load_labelled(default_task_files(shared if shared.exists() else None), overrides=default_overrides())
+    if ds is None:
+        shared = shared_data_dir()
+        ds = load_labelled(default_task_files(shared if shared.exists() else None), overrides=default_overrides())
     w = class_balanced_weights(ds.tasks, [r.collection for r in ds.rows], params.weight_power)
     w = w * np.array([r.weight for r in ds.rows])
     base = base_model or _minilm_path()
@@ -317,7 +319,7 @@ def build_task_encoder(out_dir: str | Path, *, base_model: str | Path | None = N
     res = finetune_encoder(ds.prompts, ds.tasks, w, base_model=base, params=params, progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
         save_finetuned(res, tmp, extra={"base_model": "sentence-transformers/all-MiniLM-L6-v2", "rows": len(ds),
-                                        "temperature": temperature})
+                                        "temperature": temperature, "data_files": ds.files})
         return export_onnx_int8(tmp, out_dir)
 
 

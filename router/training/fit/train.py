@@ -11,7 +11,7 @@ from typing import Any
 from ...catalog.model_catalog import ModelCatalog
 from ...tasks.classifier import featurize
 from ...embedders import make_embedder, with_cache
-from ...embedders.registry import GATED_SPEC
+from ...embedders.registry import GATED_OTHER_SPEC, GATED_SPEC
 from ...config import default_cache_path
 from ...progress import ProgressLike, as_progress
 from ...routing import Router
@@ -76,9 +76,21 @@ class TrainConfig:
     answer_scorer: bool = True  # fit the answer scorer when the outcome files carry answers
     price_curve: bool = True  # tiers / min_quality met on average at least cost (router.policy)
     calibration_folds: int = 5  # out-of-fold Platt calibration of the quality heads (<= 1: none)
+    #: fine-tune the English task encoder on this run's labelled data into this (new or empty)
+    #: folder first, and read English prompts with it (``task-minilm:DIR|`` + the gated other side)
+    finetune_encoder: Path | None = None
+    finetune_params: Any = None  # a router.training.fit.encoder.FinetuneParams (None: the recipe's defaults)
+
+    def __post_init__(self) -> None:
+        if self.finetune_encoder is not None and self.embedder is not None:
+            raise DataError("finetune_encoder builds the English side of the gated embedder: "
+                            "do not name an embedder as well")
 
     def embedder_spec(self) -> str | dict[str, Any]:
-        """``embedder``, or the default for this router (:func:`default_embedder_spec`)."""
+        """``embedder``, the gated embedder over ``finetune_encoder``, or the default for this
+        router (:func:`default_embedder_spec`)."""
+        if self.finetune_encoder is not None:
+            return f"task-minilm:{Path(self.finetune_encoder).resolve()}|{GATED_OTHER_SPEC}"
         return self.embedder if self.embedder is not None else default_embedder_spec(bool(self.outcomes))
 
 
@@ -170,6 +182,11 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
     ds = load_labelled(files, overrides=default_overrides())
     say(f"data: {ds.summary()}")
     catalog = ModelCatalog.load(cfg.catalog)
+    t_finetune = 0.0
+    if cfg.finetune_encoder is not None:
+        t = time.perf_counter()
+        build_encoder_folder(Path(cfg.finetune_encoder), ds, cfg.finetune_params, say)
+        t_finetune = time.perf_counter() - t
     embedder = make_embedder(cfg.embedder_spec())
     body = with_cache(embedder, cfg.cache)
     t = time.perf_counter()
@@ -199,6 +216,40 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
         path = router.save(cfg.out)
         say(f"saved router to {path}")
     return TrainResult(router=router, path=path, data_files=ds.files, class_counts=ds.class_counts(),
-                       seconds={"embed": round(t_embed, 1), "fit": round(t_fit, 1),
+                       seconds={**({"finetune": round(t_finetune, 1)} if cfg.finetune_encoder else {}),
+                                "embed": round(t_embed, 1), "fit": round(t_fit, 1),
                                 "total": round(time.perf_counter() - t_all, 1)},
                        threshold=clf.threshold)
+
+
+def check_encoder_destination(folder: Path) -> None:
+    """:class:`DataError` unless ``folder`` can receive a new encoder: absent or empty, its
+    parent a folder we can create it in."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise DataError(f"{folder}: the encoder folder must be new or empty")
+
+
+def build_encoder_folder(folder: Path, ds: Any, params: Any, say) -> Path:
+    """Fine-tune the task encoder on ``ds`` and export it into ``folder``, whole or not at all:
+    it is built in a sibling temporary folder and renamed into place at the end."""
+    import shutil
+    import tempfile
+
+    from .encoder import FinetuneParams, build_task_encoder
+
+    check_encoder_destination(folder)
+    params = params or FinetuneParams()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    say(f"fine-tuning the task encoder on {len(ds)} prompts ({params.epochs} epochs, "
+        f"{params.layers or 'all'} layers, {params.max_tokens} word pieces) into {folder} ...")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        build_task_encoder(tmp, ds=ds, params=params, progress=say)
+        if folder.exists():
+            folder.rmdir()  # empty (checked above)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
