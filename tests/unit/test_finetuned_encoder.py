@@ -297,3 +297,18 @@ def test_fp32_nodes_pick_the_feed_forward_output_not_the_attention_output():
     assert fp32_nodes(names, 2) == ["/inner/encoder/layer.0/output/dense/MatMul", "/inner/encoder/layer.1/output/dense/MatMul"]
     assert fp32_nodes(names, 0) == []
     assert len(fp32_nodes(names, 12)) == 12
+
+
+def test_train_config_with_an_encoder_to_fine_tune():
+    from router.embedders.registry import GATED_OTHER_SPEC
+    from router.errors import DataError
+    from router.training.fit.encoder import FinetuneParams
+    from router.training.fit.train import TrainConfig
+
+    cfg = TrainConfig(finetune_encoder=Path("enc"), finetune_params=FinetuneParams(epochs=1, layers=2))
+    assert cfg.embedder_spec() == f"task-minilm:{Path('enc').resolve()}|{GATED_OTHER_SPEC}"
+    recipe = cfg.finetune_recipe()
+    assert (recipe["epochs"], recipe["layers"], recipe["max_tokens"]) == (1, 2, 64)
+    assert TrainConfig(finetune_encoder=Path("enc")).finetune_recipe() == dict(vars(FinetuneParams()))
+    with pytest.raises(DataError, match="do not name an embedder"):
+        TrainConfig(finetune_encoder=Path("enc"), embedder="hashing")

@@ -86,6 +86,12 @@ class TrainConfig:
             raise DataError("finetune_encoder builds the English side of the gated embedder: "
                             "do not name an embedder as well")
 
+    def finetune_recipe(self) -> dict[str, Any]:
+        """The knobs the English encoder is fine-tuned with (``finetune_params`` or the defaults)."""
+        from .encoder import FinetuneParams
+
+        return dict(vars(self.finetune_params or FinetuneParams()))
+
     def embedder_spec(self) -> str | dict[str, Any]:
         """``embedder``, the gated embedder over ``finetune_encoder``, or the default for this
         router (:func:`default_embedder_spec`)."""

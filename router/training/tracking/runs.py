@@ -391,10 +391,8 @@ def track_training(settings: MlflowSettings, cfg: Any, res: Any, say: Any) -> di
                   "weight_power": cfg.weight_power, "threshold": res.threshold, "context_turns": cfg.context_turns,
                   "policy": res.router.policy.to_dict(), "outcomes": [str(p) for p in cfg.outcomes],
                   "quality_head": cfg.quality_head, "quality_C": cfg.quality_C, "shrinkage": cfg.shrinkage}
-        if cfg.finetune_encoder is not None:  # the recipe the English encoder was fine-tuned with
-            from ..fit.encoder import FinetuneParams
-
-            params["finetune_encoder"] = vars(cfg.finetune_params or FinetuneParams())
+        if cfg.finetune_encoder is not None:
+            params["finetune_encoder"] = cfg.finetune_recipe()
         reg = log_training(settings, res.router, params=params, data_files=res.data_files, metrics=metrics,
                            artifacts_dir=Path(tmp), progress=say)
     return {"version": reg.version, "run_id": reg.run_id, "model_uri": reg.model_uri, "champion": reg.champion,
