@@ -13,8 +13,8 @@ from router.embedders.finetuned import FinetunedEmbedder
 from router.predictors import linear
 from router.tasks.encoder_head import ENCODER_HEAD_MIX, EncoderHead
 from router.text.language import english_mask
-from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.tasks import english_encoder_head, fit_task_classifier
+from tests.support.labelled import BILINGUAL, TRANSLATION, labelled
 
 
 def test_from_encoder_orders_rows_as_the_classifier_and_drops_what_it_lacks():
@@ -40,18 +40,7 @@ def test_bad_heads_are_refused(kwargs, match):
 
 
 def _labelled():
-    rows = []
-    for i, (p, task) in enumerate([
-        ("write a python function to reverse a list", "code"), ("fix this javascript bug in my loop", "code"),
-        ("escribe una función en python que invierta una lista", "code"),
-        ("corrige este error de javascript en mi bucle", "code"),
-        ("write a poem about the sea", "creative"), ("compose a short story about a dragon", "creative"),
-        ("escribe un poema sobre el mar", "creative"), ("compón una historia corta sobre un dragón", "creative"),
-        ("translate 'good morning' into French", "translation"), ("put this sentence into German please", "translation"),
-        ("traduce 'buenos días' al francés", "translation"), ("traduce esta frase al alemán", "translation"),
-    ]):
-        rows.append(LabelledPrompt(prompt=p, task=task, source="a" if i % 2 else "b"))
-    return LabelledSet(rows)
+    return labelled(BILINGUAL + TRANSLATION)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from router.catalog.model_catalog import ModelCatalog
 from router.embedders import CachedEmbedder, GatedEmbedder, HashingEmbedder, make_embedder, with_cache
 from router.embedders.registry import GATED_FAST_SPEC, GATED_SPEC
 from router.text.language import GATE_VERSION, english_mask, looks_english
-from router.training.data.datasets import LabelledPrompt, LabelledSet
 from router.training.fit.tasks import fit_task_classifier, gated_training_set
+from tests.support.labelled import BILINGUAL, labelled
 
 ENGLISH = [
     "Write a Python function that returns the n-th Fibonacci number.",
@@ -126,16 +126,7 @@ def test_the_cache_keeps_each_side_under_its_own_name(tmp_path):
 
 
 def _labelled():
-    rows = []
-    for i, (p, task) in enumerate([
-        ("write a python function to reverse a list", "code"), ("fix this javascript bug in my loop", "code"),
-        ("escribe una función en python que invierta una lista", "code"),
-        ("corrige este error de javascript en mi bucle", "code"),
-        ("write a poem about the sea", "creative"), ("compose a short story about a dragon", "creative"),
-        ("escribe un poema sobre el mar", "creative"), ("compón una historia corta sobre un dragón", "creative"),
-    ]):
-        rows.append(LabelledPrompt(prompt=p, task=task, source="a" if i % 2 else "b"))
-    return LabelledSet(rows)
+    return labelled(BILINGUAL)
 
 
 def test_training_rows_are_the_other_side_for_all_and_the_english_side_again():
