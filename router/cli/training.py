@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        tuned = f"fine-tuning the encoder {res.seconds['finetune']}s, " if "finetune" in res.seconds else ""
+        tuned = f"fine-tuning the encoder {res.seconds['finetune']}s, " if cfg.finetune_encoder else ""
         print(f"trained in {res.seconds['total']}s ({tuned}embedding {res.seconds['embed']}s); {describe_gate(res.threshold)}")
     return 0
 

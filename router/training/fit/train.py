@@ -222,15 +222,13 @@ def train_router(cfg: TrainConfig, progress: ProgressLike = None) -> TrainResult
         path = router.save(cfg.out)
         say(f"saved router to {path}")
     return TrainResult(router=router, path=path, data_files=ds.files, class_counts=ds.class_counts(),
-                       seconds={**({"finetune": round(t_finetune, 1)} if cfg.finetune_encoder else {}),
-                                "embed": round(t_embed, 1), "fit": round(t_fit, 1),
+                       seconds={"finetune": round(t_finetune, 1), "embed": round(t_embed, 1), "fit": round(t_fit, 1),
                                 "total": round(time.perf_counter() - t_all, 1)},
                        threshold=clf.threshold)
 
 
 def check_encoder_destination(folder: Path) -> None:
-    """:class:`DataError` unless ``folder`` can receive a new encoder: absent or empty, its
-    parent a folder we can create it in."""
+    """:class:`DataError` unless ``folder`` can receive a new encoder: absent, or an empty folder."""
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise DataError(f"{folder}: the encoder folder must be new or empty")
