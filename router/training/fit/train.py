@@ -36,9 +36,10 @@ __all__ = ["TrainConfig", "TrainResult", "train_router", "DEFAULT_EMBEDDER_SPEC"
 #: sentence embedded next to the whole text: the frozen multilingual pipeline. The default for
 #: routers with learned quality and cost heads (they read the same features, and routed
 #: RouterBench better on these than on the gated ones: BENCHMARKS.md, "Language-gated encoder").
-#: MiniLM reads at most 128 word pieces, the first and last halves: the same RouterBench AIQ and
-#: task accuracy as 256 from the head, at a bounded cost (BENCHMARKS.md, "A bounded other side").
-DEFAULT_EMBEDDER_SPEC = "minilm-onnx:128+use@views"
+#: Its MiniLM keeps reading the first 256 word pieces: bounded at 128 (as the gated other side)
+#: RouterBench's pre-call and cascade AIQ fell by 0.001-0.002 and GPT-4 parity was lost by a hair
+#: (BENCHMARKS.md, "A bounded other side").
+DEFAULT_EMBEDDER_SPEC = "minilm-onnx+use@views"
 #: The default for a router without outcome models (catalog priors per task): English prompts to
 #: the fine-tuned task encoder, the others to the frozen pipeline; more accurate on held-out
 #: collections and about twice as fast on real prompt lengths (BENCHMARKS.md).
