@@ -1,7 +1,9 @@
 """Encoders whose files live in a folder of their own (static tables, fine-tuned transformers)
 travel inside the saved router: :func:`bundle_encoders` copies each into the router's folder
 and records a path relative to it; :func:`resolve_bundled` turns those back into real paths on
-load, refusing any that would leave the folder. A moved or copied router folder keeps working."""
+load, refusing any that would leave the folder. A moved or copied router folder keeps working,
+and so does one saved with the encoder packaged in this library (``task-minilm``) after an
+upgrade ships a different one: the router reads its own copy (28 MB)."""
 
 from __future__ import annotations
 
@@ -36,13 +38,18 @@ def folder_encoders(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def bundle_encoders(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A copy of the embedder config ``spec`` in which every encoder folder given by ``path``
-    is copied to ``folder/encoders/<type>-<fingerprint>`` and named relative to ``folder``
-    (``"bundled": true``). Packaged encoders (no ``path``) are left as they are."""
+    """A copy of the embedder config ``spec`` in which every encoder folder (given by ``path``,
+    or the packaged fine-tuned encoder when a ``finetuned`` node has none) is copied to
+    ``folder/encoders/<type>-<fingerprint>`` and named relative to ``folder`` (``"bundled": true``)."""
+    from .finetuned import packaged_encoder_dir
 
     def bundle(node: dict[str, Any]) -> dict[str, Any]:
+        if node.get("bundled"):
+            return node
         src = node.get("path")
-        if not src or node.get("bundled"):
+        if not src and node["type"] == "finetuned":
+            src = packaged_encoder_dir()
+        if not src:
             return node
         rel = f"{BUNDLE_DIR}/{node['type']}-{node.get('fingerprint') or Path(src).name}"
         dest = folder / rel

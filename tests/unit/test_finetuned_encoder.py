@@ -312,3 +312,33 @@ def test_train_config_with_an_encoder_to_fine_tune():
     assert TrainConfig(finetune_encoder=Path("enc")).finetune_recipe() == dict(vars(FinetuneParams()))
     with pytest.raises(DataError, match="do not name an embedder"):
         TrainConfig(finetune_encoder=Path("enc"), embedder="hashing")
+
+
+def test_a_router_keeps_its_copy_of_the_packaged_encoder_through_an_upgrade(tmp_path, monkeypatch, encoder):
+    """A router saved with the packaged encoder carries a copy: after an upgrade ships a different
+    packaged encoder (a new fingerprint), it still loads and answers as before."""
+    import router.embedders.finetuned as finetuned
+    from router import Router
+    from router.catalog.model_catalog import ModelCatalog
+    from router.embedders import GatedEmbedder, HashingEmbedder
+    from router.training.fit.tasks import fit_task_classifier
+    from tests.support.labelled import BILINGUAL, labelled
+
+    clf = fit_task_classifier(labelled(BILINGUAL), GatedEmbedder(encoder, HashingEmbedder(32)), threshold=0.0)
+    path = Router(ModelCatalog.load(), classifier=clf).save(tmp_path / "r")
+    texts = ["write a python function to sort a list", "escribe un poema sobre la luna"]
+    before = [p.probabilities for p in clf.predict(texts)]
+    node = json.loads((path / "classifier" / "config.json").read_text())["embedder"]["english"]
+    assert node["bundled"] and node["fingerprint"] == encoder.fingerprint
+    assert fingerprint(path / "classifier" / node["path"]) == encoder.fingerprint
+
+    upgraded = tmp_path / "task_minilm"
+    shutil.copytree(packaged_encoder_dir(), upgraded)
+    cfg = json.loads((upgraded / "encoder.json").read_text())
+    (upgraded / "encoder.json").write_text(json.dumps({**cfg, "note": "a later build"}))
+    monkeypatch.setattr(finetuned, "packaged_encoder_dir", lambda: upgraded)
+    assert FinetunedEmbedder().fingerprint != encoder.fingerprint  # the package's encoder changed
+    again = Router.load(path)
+    assert again.classifier.embedder.english.fingerprint == encoder.fingerprint
+    for a, b in zip((p.probabilities for p in again.classifier.predict(texts)), before):
+        assert a == pytest.approx(b, abs=1e-5)
