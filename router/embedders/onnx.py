@@ -32,6 +32,7 @@ from ..config import default_cache_path
 from ..errors import ArtifactError
 from .base import CLIP_VERSION, DEFAULT_EMBEDDER, clip_text, length_batches
 from .device import onnx_providers, onnx_session_options
+from .finetuned import cut_ids
 from .minilm import minilm_path
 import importlib
 import logging
@@ -310,9 +311,7 @@ class OnnxMiniLMEmbedder:
         """``ids`` ([CLS] ... [SEP]) cut to their first and last pieces when longer than the limit."""
         if len(ids) <= self._limit:
             return ids
-        budget = self._limit - 2
-        head = budget - budget // 2
-        return ids[: 1 + head] + ids[len(ids) - 1 - (budget - head):]
+        return cut_ids(ids[1:-1], ids[0], ids[-1], self._limit)
 
     def _run(self, rows: list[list[int]]) -> np.ndarray:
         n = len(rows)
