@@ -266,7 +266,7 @@ class OnnxMiniLMEmbedder:
         tok.no_padding()
         cfg = json.loads((src / "config.json").read_text())
         positions = int(cfg.get("max_position_embeddings") or self.max_length)
-        if self.head_tail:  # cut in encode (``_head_tail``), after the whole text is tokenised
+        if self.head_tail:  # cut in encode, after the whole text is tokenised
             tok.no_truncation()
         else:
             tok.enable_truncation(max_length=min(self.max_length, positions))
@@ -307,12 +307,6 @@ class OnnxMiniLMEmbedder:
 
     # -- encoding -----------------------------------------------------------------------------
 
-    def _head_tail(self, ids: list[int]) -> list[int]:
-        """``ids`` ([CLS] ... [SEP]) cut to their first and last pieces when longer than the limit."""
-        if len(ids) <= self._limit:
-            return ids
-        return cut_ids(ids[1:-1], ids[0], ids[-1], self._limit)
-
     def _run(self, rows: list[list[int]]) -> np.ndarray:
         n = len(rows)
         width = max(len(r) for r in rows)
@@ -335,8 +329,8 @@ class OnnxMiniLMEmbedder:
             return np.zeros((0, self.dim()), dtype=np.float32)
         self._load()
         rows = [e.ids for e in self._tokenizer.encode_batch([clip_text(t) for t in texts])]
-        if self.head_tail:
-            rows = [self._head_tail(r) for r in rows]
+        if self.head_tail:  # [CLS] ... [SEP] cut to the first and last pieces within the limit
+            rows = [cut_ids(r[1:-1], r[0], r[-1], self._limit) for r in rows]
         batches = length_batches([len(r) for r in rows], self.batch_size)
         if show_progress:
             from tqdm.auto import tqdm

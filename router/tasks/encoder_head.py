@@ -70,7 +70,7 @@ class EncoderHead:
         if any(c not in labels for c in classes):
             return None
         rows = [labels.index(c) for c in classes]
-        return cls(np.asarray(weight, np.float32)[rows].copy(), np.asarray(bias, np.float32)[rows].copy(),
+        return cls(np.asarray(weight, np.float32)[rows], np.asarray(bias, np.float32)[rows],  # copies
                    float(temperature), float(mix))
 
     def proba(self, vectors: np.ndarray) -> np.ndarray:
