@@ -23,9 +23,8 @@ __all__ = ["make_embedder", "GATED_SPEC", "GATED_OTHER_SPEC", "GATED_FAST_SPEC"]
 #: non-Latin scripts (BENCHMARKS.md, "A bounded other side").
 GATED_OTHER_SPEC = "minilm-onnx:128+use@views"
 GATED_SPEC = f"task-minilm|{GATED_OTHER_SPEC}"
-#: ``gated-fast``: the same English side, USE alone for the rest: the other languages' decision
-#: is bounded (p99 ~23 ms instead of ~140) for 1-1.6 points of non-English accuracy
-#: (BENCHMARKS.md, "Fewer word pieces, fewer layers").
+#: ``gated-fast``: the same English side, USE alone for the rest: the whole decision's p99 ~20 ms
+#: instead of ~45, for 1.1-1.6 points of non-English accuracy (BENCHMARKS.md, "A bounded other side").
 GATED_FAST_SPEC = "task-minilm|use@views"
 _SHORT_SPECS = {"gated": GATED_SPEC, "gated-fast": GATED_FAST_SPEC}
 

@@ -295,8 +295,9 @@ def promote(settings: MlflowSettings, *, force: bool = False,
             progress: ProgressLike = None) -> PromotionResult:
     """Move the champion alias to the challenger if it is at least as good (within tolerance)
     on every gate metric both routers have, evaluated now on the same data; logged as a run.
-    A champion this installation cannot load (an :class:`ArtifactError`, e.g. trained with an
-    encoder whose fingerprint the package no longer ships) is replaced, the reason saying why."""
+    A champion this installation cannot load (an :class:`ArtifactError`: a stored file changed, a
+    format this version refuses, or a router saved before routers carried their own copy of the
+    packaged encoder) is replaced, the reason saying why."""
     say = as_progress(progress)
     client = connect(settings)
     name = settings.registered_model
@@ -312,7 +313,6 @@ def promote(settings: MlflowSettings, *, force: bool = False,
         with say.waiting(f"evaluating challenger v{challenger} on the gate data"):
             new = gate_metrics(_load_version(name, challenger), settings)
         try:
-            # e.g. trained with an encoder this installation no longer ships (its fingerprint differs):
             # a champion that cannot be loaded cannot be served either, so it is no bar to clear
             old_router = _load_version(name, champion)
         except ArtifactError as exc:
