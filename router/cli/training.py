@@ -18,11 +18,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_destination(args.out)  # an unusable --out fails now, not after the training
     finetune = {}
-    if args.finetune_encoder:
+    if args.finetune_encoder:  # TrainConfig refuses a used folder before any training
         from ..training.fit.encoder import FinetuneParams
-        from ..training.fit.train import check_encoder_destination
 
-        check_encoder_destination(Path(args.finetune_encoder))
         finetune = {"finetune_encoder": Path(args.finetune_encoder),
                     "finetune_params": FinetuneParams(epochs=args.finetune_epochs, layers=args.finetune_layers)}
     cfg = TrainConfig(

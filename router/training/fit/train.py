@@ -83,15 +83,22 @@ class TrainConfig:
     finetune_params: Any = None  # a router.training.fit.encoder.FinetuneParams (None: the recipe's defaults)
 
     def __post_init__(self) -> None:
-        if self.finetune_encoder is not None and self.embedder is not None:
+        """With ``finetune_encoder``: no ``embedder`` as well, a new or empty folder (checked before
+        any training), ``finetune_params`` defaulting to the recipe's."""
+        if self.finetune_encoder is None:
+            return
+        if self.embedder is not None:
             raise DataError("finetune_encoder builds the English side of the gated embedder: "
                             "do not name an embedder as well")
+        check_encoder_destination(Path(self.finetune_encoder))
+        if self.finetune_params is None:
+            from .encoder import FinetuneParams
+
+            self.finetune_params = FinetuneParams()
 
     def finetune_recipe(self) -> dict[str, Any]:
-        """The knobs the English encoder is fine-tuned with (``finetune_params`` or the defaults)."""
-        from .encoder import FinetuneParams
-
-        return dict(vars(self.finetune_params or FinetuneParams()))
+        """The knobs the English encoder is fine-tuned with."""
+        return dict(vars(self.finetune_params))
 
     def embedder_spec(self) -> str | dict[str, Any]:
         """``embedder``, the gated embedder over ``finetune_encoder``, or the default for this
@@ -236,15 +243,14 @@ def check_encoder_destination(folder: Path) -> None:
 
 
 def build_encoder_folder(folder: Path, ds: Any, params: Any, say) -> Path:
-    """Fine-tune the task encoder on ``ds`` and export it into ``folder``, whole or not at all:
-    it is built in a sibling temporary folder and renamed into place at the end."""
+    """Fine-tune the task encoder on ``ds`` with ``params`` (a FinetuneParams) and export it into
+    ``folder`` (new or empty: :class:`TrainConfig` checks), whole or not at all: it is built in a
+    sibling temporary folder and renamed into place at the end."""
     import shutil
     import tempfile
 
-    from .encoder import FinetuneParams, build_task_encoder
+    from .encoder import build_task_encoder
 
-    check_encoder_destination(folder)
-    params = params or FinetuneParams()
     folder.parent.mkdir(parents=True, exist_ok=True)
     say(f"fine-tuning the task encoder on {len(ds)} prompts ({params.epochs} epochs, "
         f"{params.layers or 'all'} layers, {params.max_tokens} word pieces) into {folder} ...")
@@ -252,7 +258,7 @@ def build_encoder_folder(folder: Path, ds: Any, params: Any, say) -> Path:
     try:
         build_task_encoder(tmp, ds=ds, params=params, progress=say)
         if folder.exists():
-            folder.rmdir()  # empty (checked above)
+            folder.rmdir()  # empty (checked with the config); refuses one filled since
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
