@@ -38,29 +38,22 @@ BANDS = ((0, 200, "0-200"), (200, 1000, "200-1000"), (1000, 10**9, "1000-"))
 
 
 def build(folder: Path, ds, held_out, params, teacher: Path | None = None, alpha: float = 0.0) -> None:
-    import tempfile
+    """The recipe (``build_task_encoder``) on every row outside ``held_out``."""
+    from router.training.data.datasets import LabelledSet
+    from router.training.fit.encoder import build_task_encoder, distillation_targets
 
-    from router.embedders import minilm_path
-    from router.embedders.finetuned import export_onnx_int8
-    from router.training.fit.encoder import class_balanced_weights, distillation_targets, finetune_encoder, save_finetuned
-
-    keep = [r for r in ds.rows if r.collection not in held_out]
-    w = class_balanced_weights([r.task for r in keep], [r.collection for r in keep], 0.75)
-    w = w * np.array([r.weight for r in keep])
+    keep = LabelledSet([r for r in ds.rows if r.collection not in held_out], files=ds.files)
     soft = None
     if teacher is not None:  # the teacher must have been fine-tuned without the group as well
         from router.embedders.finetuned import FinetunedEmbedder
 
         t = FinetunedEmbedder(teacher)
-        if set(json.loads((teacher / "encoder.json").read_text()).get("held_out", ())) != set(held_out):
+        if set(t.config.get("held_out", ())) != set(held_out):
             raise SystemExit(f"{teacher} was not fine-tuned with exactly this group held out")
-        soft = distillation_targets([r.task for r in keep], t.labels, t.predict_proba([r.prompt for r in keep]), alpha)
-    res = finetune_encoder([r.prompt for r in keep], [r.task for r in keep], w, base_model=minilm_path(),
-                           params=params, soft_targets=soft, progress=lambda s: print(s, flush=True))
-    with tempfile.TemporaryDirectory() as tmp:
-        save_finetuned(res, tmp, extra={"held_out": list(held_out), "rows": len(keep), "temperature": 1.7,
-                                        "teacher": None if teacher is None else str(teacher), "alpha": alpha})
-        export_onnx_int8(tmp, folder)
+        soft = distillation_targets(keep.tasks, t.labels, t.predict_proba(keep.prompts), alpha)
+    build_task_encoder(folder, ds=keep, params=params, soft_targets=soft, progress=lambda s: print(s, flush=True),
+                       extra={"held_out": list(held_out), "teacher": None if teacher is None else str(teacher),
+                              "alpha": alpha})
 
 
 def _share(ok: np.ndarray, rows: np.ndarray) -> float | None:

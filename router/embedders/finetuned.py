@@ -149,6 +149,7 @@ class FinetunedEmbedder:
         self.folder = packaged_encoder_dir() if folder is None else Path(folder)
         cfg_path = self.folder / ENCODER_CONFIG
         cfg = read_folder_config(self.folder, ENCODER_CONFIG, "fine-tuned encoder", ("labels", "max_tokens"))
+        self.config: dict[str, Any] = cfg  # encoder.json as read (recipe, notes)
         self.labels: list[str] = list(cfg["labels"])
         self.max_tokens = int(cfg["max_tokens"])
         self.temperature = float(cfg.get("temperature", 1.0))

