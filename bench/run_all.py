@@ -86,7 +86,8 @@ def train_router(folder: Path, outcomes: list[str]) -> None:
     cmd = [sys.executable, "-m", "router", "train", "--out", str(folder), "--no-track"]
     if outcomes:
         cmd += ["--catalog", str(ROOT / "models" / "routerbench.yaml"), "--outcomes", *outcomes]
-    print(f"== training the benchmark router {folder} ({' '.join(cmd[3:])})", flush=True)
+    what = f"{len(outcomes)} outcome files" if outcomes else "labelled prompts, catalog priors"
+    print(f"== training the benchmark router {folder} (router train, {what})", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
