@@ -13,7 +13,7 @@ out) and exports it to ONNX int8. Reported: accuracy of the frozen default
 (`minilm-onnx+use@views`), the fine-tuned encoder's own head, and the gated router classifier
 (English prompts -> the encoder, the rest -> the frozen default; one logreg head): ECE of the
 top probability (15 bins), accuracy pooled,
-shared real, English / non-English (the data's language labels), per collection and length band.
+shared real (also split by whether the pool marks the label low-confidence), English / non-English (the data's language labels), per collection and length band.
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ def _share(ok: np.ndarray, rows: np.ndarray) -> float | None:
     return round(float(ok[rows].mean()), 4) if rows.any() else None
 
 
+def unsure_label_prompts() -> set[str]:
+    """Prompts whose shared-data file marks the label ``label_confidence: low``."""
+    from router.training.data.datasets import default_task_files, iter_objects, shared_data_dir
+
+    return {row["prompt"] for path in default_task_files(shared_data_dir())
+            for _, row in iter_objects(path) if row.get("label_confidence") == "low"}
+
+
 def summary(rows, pred, confidence) -> dict:
     from router.training.evaluate.metrics import expected_calibration_error
 
@@ -69,9 +77,14 @@ def summary(rows, pred, confidence) -> dict:
     coll = np.array([r.collection for r in rows])
     eng = np.array([not (r.lang and r.lang != "en") for r in rows])
     lens = np.array([len(r.prompt) for r in rows])
+    low = unsure_label_prompts()
+    unsure = np.array([r.prompt in low for r in rows], dtype=bool)
     return {"ece_15_bins": round(expected_calibration_error(np.asarray(confidence), ok.astype(float), 15), 4),
             "pooled": round(float(ok.mean()), 4), "shared_real": _share(ok, np.isin(coll, SHARED_REAL)),
             "english": _share(ok, eng), "non_english": _share(ok, ~eng),
+            # labels their file marks low-confidence (the pool's 31%; data/label_review relabels them by hand)
+            "shared_real_sure_labels": _share(ok, np.isin(coll, SHARED_REAL) & ~unsure),
+            "shared_real_unsure_labels": _share(ok, np.isin(coll, SHARED_REAL) & unsure),
             "per_collection": {c: [int((coll == c).sum()), round(float(ok[coll == c].mean()), 4)] for c in dict.fromkeys(coll)},
             "per_length": {n: [int(((lens >= lo) & (lens < hi)).sum()), round(float(ok[(lens >= lo) & (lens < hi)].mean()), 4)]
                            for lo, hi, n in BANDS}}

@@ -11,8 +11,9 @@ The benchmarks that need a trained router get one, trained once and reused by la
   --outcomes <the shared outcome files>`` (learned quality and cost heads): the routing
   benchmarks, skipped, saying so, when the shared outcome data is missing.
 
-``bench_gated.py`` needs a task encoder fine-tuned with its group of collections held out; it is
-built once into ``artifacts/bench-gated-encoder`` (~20 minutes on 2 CPU cores).
+``bench_gated.py`` and ``bench_early_exit.py`` need a task encoder fine-tuned with their group of
+collections held out; ``bench_gated.py`` builds it once into ``artifacts/bench-gated-encoder``
+(~20 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ SCRIPTS = {
     "bench_static.py": Bench(),
     "bench_scorer_features.py": Bench(outcomes=True),
     "bench_gated.py": Bench(args=("--encoder", "{encoder}"), builds="{encoder}"),
+    "bench_early_exit.py": Bench(args=("--encoder", "{encoder}")),  # after bench_gated: its encoder
 }
 
 

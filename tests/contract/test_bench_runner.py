@@ -57,3 +57,11 @@ def test_commands(run_all, tmp_path):
     assert run_all.command("bench_gated.py", gated, routers, enc)[2:] == ["--encoder", str(enc), "--build"]
     enc.mkdir()  # built once: reused, not rebuilt
     assert run_all.command("bench_gated.py", gated, routers, enc)[2:] == ["--encoder", str(enc)]
+
+
+def test_scripts_that_read_the_gated_encoder_run_after_the_one_that_builds_it(run_all):
+    names = list(run_all.SCRIPTS)
+    builder = [n for n, b in run_all.SCRIPTS.items() if b.builds == "{encoder}"]
+    assert builder == ["bench_gated.py"]
+    readers = [n for n, b in run_all.SCRIPTS.items() if "{encoder}" in b.args and b.builds is None]
+    assert readers and all(names.index(n) > names.index("bench_gated.py") for n in readers)
