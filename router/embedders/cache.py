@@ -14,7 +14,7 @@ from ..config import default_cache_path
 from .base import Embedder
 from .compose import ConcatEmbedder, GatedEmbedder, ViewsEmbedder
 
-__all__ = ["CachedEmbedder", "with_cache"]
+__all__ = ["CachedEmbedder", "with_cache", "uncached"]
 
 
 class CachedEmbedder:
@@ -89,3 +89,10 @@ def with_cache(embedder: Embedder, cache: str | Path | None) -> Embedder:
     if isinstance(embedder, GatedEmbedder):  # each side cached under its own name
         return embedder.with_parts(lambda part: with_cache(part, cache))
     return CachedEmbedder(embedder, cache)
+
+
+def uncached(embedder: Embedder) -> Embedder:
+    """The embedder behind a :class:`CachedEmbedder` (``embedder`` itself when it is not one):
+    what the vectors are, for code that asks about an embedder's kind or views while training
+    runs it behind the cache."""
+    return embedder.inner if isinstance(embedder, CachedEmbedder) else embedder

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..embedders import Embedder, ViewsEmbedder
+from ..embedders.cache import uncached
 from ..text.features import FEATURE_NAMES
 
 __all__ = ["FeatureLayout", "WHOLE_TEXT", "HAND_FEATURES"]
@@ -45,7 +46,8 @@ class FeatureLayout:
     @classmethod
     def infer(cls, embedder: Embedder, width: int) -> "FeatureLayout":
         """The layout of a ``width``-column matrix from ``embedder`` (its views, if a
-        :class:`ViewsEmbedder`) and today's hand features."""
+        :class:`ViewsEmbedder`, behind the embedding cache or not) and today's hand features."""
+        embedder = uncached(embedder)
         views = embedder.views if isinstance(embedder, ViewsEmbedder) else ()
         text_width = width - len(FEATURE_NAMES)
         if text_width < 1 or text_width % (1 + len(views)):

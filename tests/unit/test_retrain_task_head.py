@@ -191,3 +191,22 @@ def test_a_gated_base_is_refitted_through_both_sides_and_stays_gated(tmp_path):
     cand = Router.load(res.path).classifier
     assert isinstance(cand.embedder, GatedEmbedder)
     assert [p.task for p in cand.predict(UNSEEN)] == ["translation"] * len(UNSEEN)
+
+
+def test_a_base_with_text_views_refitted_behind_the_embedding_cache_still_loads(tmp_path):
+    """The retrain loop puts the base's embedder behind the embedding cache; the refitted
+    classifier must still record the views its embedder computes, or the candidate cannot load."""
+    from router.embedders import make_embedder
+
+    ds = load_labelled([_labelled(tmp_path / "labelled.jsonl")])
+    clf = fit_task_classifier(ds, make_embedder("hashing@views"), threshold=0.0)
+    clf.metadata["data_files"] = ds.files
+    assert clf.layout.views == ("first_sentence", "last_sentence")
+    base = Router(ModelCatalog.from_dict(CATALOG), classifier=clf).save(tmp_path / "base")
+    cfg = RetrainConfig(usage_db=_feedback(tmp_path, labelled=True), base=str(base), out=tmp_path / "cand",
+                        outcomes=["none"], cache=str(tmp_path / "emb.sqlite"))
+    res = retrain(cfg)
+    assert res.report["changed"]["task_head"]["refit"]
+    cand = Router.load(res.path).classifier
+    assert cand.layout.views == ("first_sentence", "last_sentence")
+    assert [p.task for p in cand.predict(UNSEEN)] == ["translation"] * len(UNSEEN)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ...tasks.classifier import LearnedTaskClassifier, featurize
 from ...text.features import prompt_features
-from ...embedders import CachedEmbedder, Embedder, GatedEmbedder
+from ...embedders import Embedder, GatedEmbedder
+from ...embedders.cache import uncached
 from ...embedders.finetuned import FinetunedEmbedder
 from ...tasks.encoder_head import ENCODER_HEAD_MIX, EncoderHead
 from ...progress import ProgressLike, as_progress
@@ -322,7 +323,7 @@ def english_encoder_head(embedder: Embedder, classes: Sequence[str], mix: float)
     encoder cannot answer one of ``classes``."""
     if not isinstance(embedder, GatedEmbedder) or mix <= 0:
         return None
-    english = embedder.english.inner if isinstance(embedder.english, CachedEmbedder) else embedder.english
+    english = uncached(embedder.english)
     if not isinstance(english, FinetunedEmbedder):
         return None
     weight, bias = english.head_arrays()
