@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--other", default="minilm-onnx:128+use@views")
     ap.add_argument("--cache", default=".cache/embeddings.sqlite")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--timing-only", action="store_true", help="only time the first layers (no fitting)")
     args = ap.parse_args()
     held = tuple(args.held_out.split(","))
     layers = [int(k) for k in args.layers.split(",")]
@@ -124,6 +125,13 @@ def main() -> None:
     if set(enc.config.get("held_out", ())) != set(held):
         raise SystemExit(f"{args.encoder} was not fine-tuned with exactly this group held out")
     enc._load()
+    if args.timing_only:
+        mix = [t for t in length_mix(pool_prompts(), 300) if english_mask([t])[0]]
+        with tempfile.TemporaryDirectory() as tmp:
+            times = {str(k): time_layers(enc, args.encoder / ONNX_FILE, k, mix, Path(tmp)) for k in layers}
+            times["all"] = time_layers(enc, args.encoder / ONNX_FILE, None, mix, Path(tmp))
+        print(json.dumps({"encoder_ms_p50_p99": times, "mix_english": len(mix)}))
+        return
     ds = load_labelled(default_task_files(shared_data_dir()), overrides=default_overrides())
     train = [r for r in ds.rows if r.collection not in held]
     test = [r for r in ds.rows if r.collection in held]
