@@ -8,7 +8,7 @@ that pre-call proxy and evaluated, with the same code as `router eval --cascade`
 held-out prompts: scorer AUC per benchmark, the cascade curve (every call paid), the agreement
 bound, the perfect-verifier cascade and the oracle.
 
-    python bench/bench_cascade.py [--shared ../shared/data] [--json out.json]
+    python bench/bench_cascade.py [--shared DIR] [--json out.json]   (default: the shared data folder)
 
 For the numbers with a trained router's pre-call predictions, use
 `router eval --cascade --router ROUTER --outcomes ...` (BENCHMARKS.md names both).
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from router.config import shared_data_dir
 from router.training.data.outcomes import read_outcomes
 from router.training.evaluate.cascade import evaluate_cascade
 from router.training.evaluate.routing import evaluate_routing, outcome_matrix, split_outcomes
@@ -31,11 +32,14 @@ from router.training.fit.scorer import answer_rows, fit_answer_scorer
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default="../shared/data")
+    ap.add_argument("--shared", type=Path, help="the shared data folder (default: $ROUTER_SHARED_DATA, else ../shared/data)")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    files = sorted((Path(args.shared) / "outcomes" / "routerbench").glob("*_train.csv"))
+    shared = args.shared or shared_data_dir()
+    files = sorted((shared / "outcomes" / "routerbench").glob("*_train.csv"))
+    if not files:
+        raise SystemExit(f"no RouterBench outcomes under {shared}/outcomes/routerbench")
     df = answer_rows(read_outcomes(files))
     train, val = split_outcomes(df, 20)
     models = sorted(df.model.unique())

@@ -13,6 +13,7 @@ from pathlib import Path
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from router.config import shared_data_dir
 from router.training.data.outcomes import read_outcomes
 from router.training.evaluate.routing import split_outcomes
 from router.training.fit.scorer import answer_rows
@@ -20,7 +21,9 @@ from router.predictors.answer_scorer import answer_features
 from router.embedders import make_embedder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SPEC = sys.argv[1] if len(sys.argv) > 1 else "static:.cache/static-distilled/use+static:.cache/static-distilled/minilm"
-files = sorted(Path("../shared/data/outcomes/routerbench").glob("*_train.csv"))
+files = sorted((shared_data_dir() / "outcomes" / "routerbench").glob("*_train.csv"))
+if not files:
+    sys.exit(f"no RouterBench outcomes under {shared_data_dir()}/outcomes/routerbench")
 df = answer_rows(read_outcomes(files)); train, val = split_outcomes(df, 20)
 models = sorted(df.model.unique())
 mean = train.groupby("model").score.mean()
