@@ -162,10 +162,10 @@ def main() -> None:
     y = np.array([r.task for r in test])
     for name, (pred, conf) in preds.items():
         report["variants"][name] = summary(test, pred, conf)
+        print(name, {k: v for k, v in report["variants"][name].items() if not isinstance(v, dict)}, flush=True)
     if args.figure:
         reliability_figure({n: (np.asarray(c, float), np.asarray(p) == y, report["variants"][n]["ece_15_bins"])
                             for n, (p, c) in preds.items()}, args.figure)
-        print(name, {k: v for k, v in report["variants"][name].items() if not isinstance(v, dict)}, flush=True)
     print(json.dumps({n: v["per_collection"] for n, v in report["variants"].items()}), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
