@@ -58,21 +58,12 @@ def layer_model(src: Path, layers: list[int], out: Path) -> dict[int, str]:
 
 def pooled_layers(enc, session, names: dict[int, str], texts: list[str]) -> dict[int, np.ndarray]:
     """Mean-pooled hidden states after each layer of ``names``: layer -> array (n, d)."""
-    from router.embedders.base import length_batches
-
-    ids = enc._ids(texts)
     out: dict[int, np.ndarray] = {}
-    for part in length_batches([len(i) for i in ids], 32):
-        n = max(len(ids[i]) for i in part)
-        a = np.zeros((len(part), n), np.int64)
-        m = np.zeros((len(part), n), np.int64)
-        for r, i in enumerate(part):
-            a[r, : len(ids[i])] = ids[i]
-            m[r, : len(ids[i])] = 1
-        got = session.run(list(names.values()), {"input_ids": a, "attention_mask": m})
-        for k, h in zip(names, got):
+    for part, feeds in enc.batches(texts):
+        m = feeds["attention_mask"][..., None]
+        for k, h in zip(names, session.run(list(names.values()), feeds)):
             out.setdefault(k, np.zeros((len(texts), h.shape[-1]), np.float32))
-            out[k][part] = (h * m[..., None]).sum(1) / m.sum(1, keepdims=True)
+            out[k][part] = (h * m).sum(1) / m.sum(1)
     return out
 
 
@@ -89,14 +80,20 @@ def time_layers(enc, src: Path, k: int | None, texts: list[str], tmp: Path) -> t
         onnx.utils.extract_model(str(src), str(path), ["input_ids", "attention_mask"], [HIDDEN.format(k=k - 1)])
     sess = ort.InferenceSession(str(path), onnx_session_options(None), providers=["CPUExecutionProvider"])
     lat = []
-    for t in texts + texts[:20]:
-        ids = enc._ids([t])[0]
-        a = np.array([ids], np.int64)
+    for t in texts[:20] + texts:  # the first 20 warm up
+        (_, feeds), = enc.batches([t])
         start = time.perf_counter()
-        sess.run(None, {"input_ids": a, "attention_mask": np.ones_like(a)})
+        sess.run(None, feeds)
         lat.append((time.perf_counter() - start) * 1000)
     lat = sorted(lat[20:])
     return round(statistics.median(lat), 2), round(lat[int(0.99 * len(lat))], 2)
+
+
+def english_only(texts: list[str]) -> list[str]:
+    """The texts the language gate reads as English."""
+    from router.text.language import english_mask
+
+    return [t for t, e in zip(texts, english_mask(texts)) if e]
 
 
 def main() -> None:
@@ -124,9 +121,8 @@ def main() -> None:
     enc = FinetunedEmbedder(args.encoder)
     if set(enc.config.get("held_out", ())) != set(held):
         raise SystemExit(f"{args.encoder} was not fine-tuned with exactly this group held out")
-    enc._load()
     if args.timing_only:
-        mix = [t for t in length_mix(pool_prompts(), 300) if english_mask([t])[0]]
+        mix = english_only(length_mix(pool_prompts(), 300))
         with tempfile.TemporaryDirectory() as tmp:
             times = {str(k): time_layers(enc, args.encoder / ONNX_FILE, k, mix, Path(tmp)) for k in layers}
             times["all"] = time_layers(enc, args.encoder / ONNX_FILE, None, mix, Path(tmp))
@@ -139,8 +135,8 @@ def main() -> None:
     y = np.array([r.task for r in test])
     en = english_mask(texts)
     shared = np.isin([r.collection for r in test], SHARED_REAL)
-    tr_en = [r for r in train if english_mask([r.prompt])[0]]
-    mix = [t for t in length_mix(pool_prompts(), 300) if english_mask([t])[0]]
+    tr_en = [r for r, e in zip(train, english_mask([r.prompt for r in train])) if e]
+    mix = english_only(length_mix(pool_prompts(), 300))
 
     gated = with_cache(GatedEmbedder(enc, make_embedder(args.other)), args.cache)
     clf = fit_task_classifier(LabelledSet(train, files=ds.files), gated, threshold=0.0, weight_power=0.75,

@@ -16,7 +16,7 @@ routers never mix two encoders.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,15 +203,11 @@ class FinetunedEmbedder:
         encs = self._tok.encode_batch([clip_text(t) for t in texts], add_special_tokens=False)
         return [cut_ids(e.ids, self._cls, self._sep, self.max_tokens) for e in encs]
 
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """texts -> float32 array (n, d), mean-pooled (not normalised)."""
-        sess = self._load()
-        texts = list(texts)
-        d = self._w.shape[1]
-        out = np.zeros((len(texts), d), dtype=np.float32)
-        if not texts:
-            return out
-        ids = self._ids(texts)
+    def batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """The model's inputs for ``texts``, a batch at a time (:func:`length_batches`): the
+        indices of the batch's texts and ``{"input_ids", "attention_mask"}``, arrays (b, s)."""
+        self._load()
+        ids = self._ids(list(texts))
         for part in length_batches([len(i) for i in ids], self.batch_size):
             n = max(len(ids[i]) for i in part)
             a = np.zeros((len(part), n), dtype=np.int64)
@@ -219,7 +215,14 @@ class FinetunedEmbedder:
             for r, i in enumerate(part):
                 a[r, :len(ids[i])] = ids[i]
                 m[r, :len(ids[i])] = 1
-            out[part] = sess.run(None, {"input_ids": a, "attention_mask": m})[0]
+            yield part, {"input_ids": a, "attention_mask": m}
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """texts -> float32 array (n, d), mean-pooled (not normalised)."""
+        sess = self._load()
+        out = np.zeros((len(texts), self._w.shape[1]), dtype=np.float32)
+        for part, feeds in self.batches(texts):
+            out[part] = sess.run(None, feeds)[0]
         return out
 
     def head_arrays(self) -> tuple[np.ndarray, np.ndarray]:
