@@ -69,7 +69,9 @@ def unsure_label_prompts() -> set[str]:
             for _, row in iter_objects(path) if row.get("label_confidence") == "low"}
 
 
-def summary(rows, pred, confidence) -> dict:
+def summary(rows, pred, confidence, unsure: np.ndarray) -> dict:
+    """Accuracy and calibration of ``pred`` on ``rows``; ``unsure`` (n,): the rows whose label
+    the shared data marks low-confidence (:func:`unsure_label_prompts`)."""
     from router.training.evaluate.metrics import expected_calibration_error
 
     y = np.array([r.task for r in rows])
@@ -77,8 +79,6 @@ def summary(rows, pred, confidence) -> dict:
     coll = np.array([r.collection for r in rows])
     eng = np.array([not (r.lang and r.lang != "en") for r in rows])
     lens = np.array([len(r.prompt) for r in rows])
-    low = unsure_label_prompts()
-    unsure = np.array([r.prompt in low for r in rows], dtype=bool)
     return {"ece_15_bins": round(expected_calibration_error(np.asarray(confidence), ok.astype(float), 15), 4),
             "pooled": round(float(ok.mean()), 4), "shared_real": _share(ok, np.isin(coll, SHARED_REAL)),
             "english": _share(ok, eng), "non_english": _share(ok, ~eng),
@@ -160,8 +160,10 @@ def main() -> None:
         preds[name] = ([p.task for p in out], [p.confidence for p in out])
         print(f"{name}: fitted and predicted in {time.perf_counter() - t:.0f}s", flush=True)
     y = np.array([r.task for r in test])
+    low = unsure_label_prompts()
+    unsure = np.array([r.prompt in low for r in test], dtype=bool)
     for name, (pred, conf) in preds.items():
-        report["variants"][name] = summary(test, pred, conf)
+        report["variants"][name] = summary(test, pred, conf, unsure)
         print(name, {k: v for k, v in report["variants"][name].items() if not isinstance(v, dict)}, flush=True)
     if args.figure:
         reliability_figure({n: (np.asarray(c, float), np.asarray(p) == y, report["variants"][n]["ece_15_bins"])
