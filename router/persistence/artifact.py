@@ -38,7 +38,7 @@ from .checks import MANIFEST_KEY, build_manifest, count, field, output_tokens, v
 from .registry import download_router
 
 __all__ = ["FORMAT_VERSION", "CONFIG_NAME", "RouterParts", "save_router", "load_router", "library_versions",
-           "check_destination"]
+           "check_destination", "staging_folder"]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "router.json"
@@ -135,13 +135,21 @@ def check_destination(path: str | Path) -> Path:
     return dest
 
 
+def staging_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` (named ``prefix`` + random) to build a folder in before
+    it is renamed into place, with the mode a plain ``mkdir`` gives (mkdtemp makes it 0700, which
+    the renamed folder would keep)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
 def save_router(router: RouterParts, path: str | Path) -> Path:
     """Write ``router``'s parts to the folder ``path``, replacing an existing router folder there."""
     dest = check_destination(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it a normal folder's mode
+    tmp = staging_folder(dest.parent, f".{dest.name}.")
     try:
         config = {
             "format_version": FORMAT_VERSION,

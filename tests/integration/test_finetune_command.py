@@ -28,6 +28,9 @@ def test_train_fine_tunes_the_encoder_then_routes_english_prompts_with_it(tmp_pa
     cfg = json.loads((enc / "encoder.json").read_text())
     assert cfg["rows"] == 60 and cfg["recipe"]["layers"] == 1 and cfg["recipe"]["epochs"] == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".enc-")] == []  # no temporary left
+    plain = tmp_path / "plain"
+    plain.mkdir()  # built in a staging folder, renamed: readable as a plain folder is, not 0700
+    assert enc.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
     router = Router.load(out)
     emb = router.classifier.embedder

@@ -247,14 +247,14 @@ def build_encoder_folder(folder: Path, ds: Any, params: Any, say) -> Path:
     ``folder`` (new or empty: :class:`TrainConfig` checks), whole or not at all: it is built in a
     sibling temporary folder and renamed into place at the end."""
     import shutil
-    import tempfile
 
+    from ...persistence.artifact import staging_folder
     from .encoder import build_task_encoder
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     say(f"fine-tuning the task encoder on {len(ds)} prompts ({params.epochs} epochs, "
         f"{params.layers or 'all'} layers, {params.max_tokens} word pieces) into {folder} ...")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    tmp = staging_folder(folder.parent, f".{folder.name}-")
     try:
         build_task_encoder(tmp, ds=ds, params=params, progress=say)
         if folder.exists():
